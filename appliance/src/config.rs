@@ -1,0 +1,217 @@
+//! The appliance's settings, read from TOML. Every setting has a default, so
+//! no file is needed; unknown keys and bad values are errors that name the key.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::encode::EncoderSettings;
+use crate::frame::VideoSize;
+use crate::source::SourceSpec;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path} is invalid: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// An integer setting that must lie in `MIN..=MAX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
+pub struct Ranged<const MIN: i64, const MAX: i64>(i64);
+
+impl<const MIN: i64, const MAX: i64> Ranged<MIN, MAX> {
+    pub const fn new_const(value: i64) -> Self {
+        assert!(MIN <= value && value <= MAX);
+        Self(value)
+    }
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl<const MIN: i64, const MAX: i64> TryFrom<i64> for Ranged<MIN, MAX> {
+    type Error = String;
+    fn try_from(value: i64) -> Result<Self, String> {
+        if (MIN..=MAX).contains(&value) {
+            Ok(Self(value))
+        } else {
+            Err(format!("{value} is out of range: expected {MIN} to {MAX}"))
+        }
+    }
+}
+
+impl<const MIN: i64, const MAX: i64> From<Ranged<MIN, MAX>> for i64 {
+    fn from(value: Ranged<MIN, MAX>) -> i64 {
+        value.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub source: SourceConfig,
+    pub encoder: EncoderConfig,
+    pub pipeline: PipelineConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceConfig {
+    /// `auto`, `testpattern` or `file:PATH.y4m`.
+    pub kind: SourceSpec,
+    /// Picture size for sources that can produce any size.
+    pub size: VideoSize,
+    pub fps: Ranged<1, 120>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EncoderConfig {
+    /// rav1e speed preset: 0 is slowest and best, 10 fastest.
+    pub speed: Ranged<0, 10>,
+    /// At most this many frames between keyframes.
+    pub keyframe_interval: Ranged<1, 600>,
+    pub bitrate_kbps: Ranged<50, 50_000>,
+    /// Encoder threads; 0 means one per core.
+    pub threads: Ranged<0, 64>,
+    /// Tiles per frame; 0 chooses from the picture size.
+    pub tiles: Ranged<0, 64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// Frames that may wait for the encoder before the oldest is dropped.
+    pub queue_frames: Ranged<1, 64>,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        Self {
+            kind: SourceSpec::Auto,
+            size: VideoSize::new(640, 480).expect("valid"),
+            fps: Ranged::new_const(30),
+        }
+    }
+}
+
+impl Default for EncoderConfig {
+    fn default() -> Self {
+        Self {
+            speed: Ranged::new_const(10),
+            keyframe_interval: Ranged::new_const(120),
+            bitrate_kbps: Ranged::new_const(1500),
+            threads: Ranged::new_const(0),
+            tiles: Ranged::new_const(0),
+        }
+    }
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            queue_frames: Ranged::new_const(3),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            source: SourceConfig::default(),
+            encoder: EncoderConfig::default(),
+            pipeline: PipelineConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path`, or returns the defaults when there is none.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses TOML text; the error names the offending key and line.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e: toml::de::Error| e.to_string().trim_end().to_owned())
+    }
+
+    /// Encoder settings for frames of `size`.
+    pub fn encoder_settings(&self, size: VideoSize) -> EncoderSettings {
+        let e = &self.encoder;
+        EncoderSettings {
+            size,
+            fps: self.source.fps.get() as u32,
+            speed: e.speed.get() as u8,
+            keyframe_interval: e.keyframe_interval.get() as u32,
+            bitrate_kbps: e.bitrate_kbps.get() as u32,
+            threads: e.threads.get() as usize,
+            tiles: e.tiles.get() as usize,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_means_defaults_and_defaults_round_trip() {
+        assert_eq!(Config::from_toml("").unwrap(), Config::default());
+        let text = toml::to_string(&Config::default()).unwrap();
+        assert_eq!(Config::from_toml(&text).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn partial_file_overrides_only_what_it_names() {
+        let config = Config::from_toml("[source]\nkind = \"file:street.y4m\"\nfps = 10\n").unwrap();
+        assert_eq!(config.source.kind, SourceSpec::File("street.y4m".into()));
+        assert_eq!(config.source.fps.get(), 10);
+        assert_eq!(config.source.size, SourceConfig::default().size);
+        assert_eq!(config.encoder, EncoderConfig::default());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        for (text, key, why) in [
+            ("[source]\nfpss = 30\n", "fpss", "unknown field"),
+            ("[encoder]\nspeed = 11\n", "speed", "expected 0 to 10"),
+            ("[source]\nsize = \"641x480\"\n", "size", "must be even"),
+            (
+                "[source]\nkind = \"webcam\"\n",
+                "kind",
+                "expected auto, testpattern or file:PATH.y4m",
+            ),
+            (
+                "[pipeline]\nqueue_frames = \"many\"\n",
+                "queue_frames",
+                "invalid type",
+            ),
+            ("[networking]\n", "networking", "unknown field"),
+            ("[source\n", "source", "TOML parse error"),
+        ] {
+            let err = Config::from_toml(text).unwrap_err();
+            assert!(
+                err.contains(key) && err.contains(why),
+                "error for {text:?} was: {err}"
+            );
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! The rav1e backend, configured for low latency: no frame reordering,
+//! one frame of RDO lookahead, no scene-change keyframes.
+
+use rav1e::config::SpeedSettings;
+use rav1e::prelude::*;
+
+use super::{EncodeError, EncodedFrame, EncoderSettings, VideoEncoder};
+use crate::frame::{Frame, FrameInfo, VideoSize};
+
+pub struct Rav1eEncoder {
+    ctx: Context<u8>,
+    size: VideoSize,
+    keyframe_requested: bool,
+    in_flight: usize,
+}
+
+impl Rav1eEncoder {
+    pub fn new(settings: &EncoderSettings) -> Result<Self, EncodeError> {
+        let size = settings.size;
+        let mut speed = SpeedSettings::from_preset(settings.speed.min(10));
+        speed.rdo_lookahead_frames = 1;
+        speed.scene_detection_mode = SceneDetectionSpeed::None;
+        let config = EncoderConfig {
+            width: size.width() as usize,
+            height: size.height() as usize,
+            time_base: Rational::new(1, u64::from(settings.fps.max(1))),
+            low_latency: true,
+            min_key_frame_interval: 0,
+            max_key_frame_interval: u64::from(settings.keyframe_interval.max(1)),
+            bitrate: i32::try_from(u64::from(settings.bitrate_kbps) * 1000).unwrap_or(i32::MAX),
+            tiles: if settings.tiles == 0 {
+                default_tiles(size)
+            } else {
+                settings.tiles
+            },
+            speed_settings: speed,
+            ..EncoderConfig::with_speed_preset(settings.speed.min(10))
+        };
+        let ctx = Config::new()
+            .with_encoder_config(config)
+            .with_threads(settings.threads)
+            .new_context()
+            .map_err(|e| EncodeError::BadSettings(e.to_string()))?;
+        Ok(Self {
+            ctx,
+            size,
+            keyframe_requested: false,
+            in_flight: 0,
+        })
+    }
+}
+
+/// About one tile per 320x240 block of picture, which lets two to four cores work.
+fn default_tiles(size: VideoSize) -> usize {
+    (size.pixels() / (320 * 240)).clamp(1, 8)
+}
+
+impl VideoEncoder for Rav1eEncoder {
+    fn send_frame(&mut self, frame: Option<&Frame>) -> Result<(), EncodeError> {
+        let Some(frame) = frame else {
+            self.ctx.flush();
+            return Ok(());
+        };
+        if frame.image.size() != self.size {
+            return Err(EncodeError::WrongSize {
+                got: frame.image.size(),
+                want: self.size,
+            });
+        }
+        let mut input = self.ctx.new_frame();
+        let (y, u, v) = frame.image.planes();
+        let width = self.size.width() as usize;
+        input.planes[0].copy_from_raw_u8(y, width, 1);
+        input.planes[1].copy_from_raw_u8(u, width / 2, 1);
+        input.planes[2].copy_from_raw_u8(v, width / 2, 1);
+        let params = FrameParameters {
+            frame_type_override: if self.keyframe_requested {
+                FrameTypeOverride::Key
+            } else {
+                FrameTypeOverride::No
+            },
+            opaque: Some(Opaque::new(frame.info.clone())),
+            t35_metadata: Box::new([]),
+        };
+        match self.ctx.send_frame((input, params)) {
+            Ok(()) => {
+                self.keyframe_requested = false;
+                self.in_flight += 1;
+                Ok(())
+            }
+            Err(EncoderStatus::EnoughData) => Err(EncodeError::Full),
+            Err(status) => Err(EncodeError::Failed(status.to_string())),
+        }
+    }
+
+    fn receive_packet(&mut self) -> Result<EncodedFrame, EncodeError> {
+        loop {
+            match self.ctx.receive_packet() {
+                Ok(packet) => {
+                    self.in_flight = self.in_flight.saturating_sub(1);
+                    let info = packet
+                        .opaque
+                        .and_then(|o| o.downcast::<FrameInfo>().ok())
+                        .ok_or_else(|| EncodeError::Failed("packet lost its frame info".into()))?;
+                    return Ok(EncodedFrame {
+                        info: *info,
+                        keyframe: packet.frame_type == FrameType::KEY,
+                        data: packet.data,
+                    });
+                }
+                // A frame was encoded but produced no packet yet: ask again.
+                Err(EncoderStatus::Encoded) => continue,
+                Err(EncoderStatus::NeedMoreData) => return Err(EncodeError::NeedMoreData),
+                Err(EncoderStatus::LimitReached) => return Err(EncodeError::Finished),
+                Err(status) => return Err(EncodeError::Failed(status.to_string())),
+            }
+        }
+    }
+
+    fn request_keyframe(&mut self) {
+        self.keyframe_requested = true;
+    }
+
+    fn frames_in_flight(&self) -> usize {
+        self.in_flight
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::av1::obu::{obus, ObuType};
+    use crate::frame::CaptureTime;
+    use crate::source::{FrameSource, TestPattern};
+    use std::time::Instant;
+
+    fn settings(size: &str) -> EncoderSettings {
+        EncoderSettings {
+            size: size.parse().unwrap(),
+            fps: 30,
+            speed: 10,
+            keyframe_interval: 30,
+            bitrate_kbps: 500,
+            threads: 1,
+            tiles: 1,
+        }
+    }
+
+    fn drain(encoder: &mut Rav1eEncoder, out: &mut Vec<EncodedFrame>) -> EncodeError {
+        loop {
+            match encoder.receive_packet() {
+                Ok(packet) => out.push(packet),
+                Err(flow) => return flow,
+            }
+        }
+    }
+
+    #[test]
+    fn encodes_every_frame_in_order_and_honours_keyframe_requests() {
+        let mut encoder = Rav1eEncoder::new(&settings("160x96")).unwrap();
+        let mut source = TestPattern::new("160x96".parse().unwrap());
+        let mut packets = Vec::new();
+        for seq in 0..12 {
+            if seq == 5 {
+                encoder.request_keyframe();
+            }
+            let frame = source
+                .next_frame(
+                    seq,
+                    CaptureTime {
+                        mono: Instant::now(),
+                        wall_us: seq,
+                    },
+                )
+                .unwrap();
+            encoder.send_frame(Some(&frame)).unwrap();
+            assert_eq!(drain(&mut encoder, &mut packets), EncodeError::NeedMoreData);
+        }
+        assert!(
+            packets.len() < 12,
+            "low-latency rav1e still holds a few frames back"
+        );
+        encoder.send_frame(None).unwrap();
+        assert_eq!(drain(&mut encoder, &mut packets), EncodeError::Finished);
+        assert_eq!(encoder.frames_in_flight(), 0);
+
+        let seqs: Vec<u64> = packets.iter().map(|p| p.info.seq).collect();
+        assert_eq!(seqs, (0..12).collect::<Vec<_>>());
+        let keyframes: Vec<u64> = packets
+            .iter()
+            .filter(|p| p.keyframe)
+            .map(|p| p.info.seq)
+            .collect();
+        assert_eq!(keyframes, [0, 5]);
+        for packet in &packets {
+            let types: Vec<ObuType> = obus(&packet.data).map(|o| o.unwrap().obu_type).collect();
+            assert_eq!(types.first(), Some(&ObuType::TemporalDelimiter));
+            assert!(types.iter().any(|t| t.starts_picture()));
+        }
+    }
+
+    #[test]
+    fn rejects_frames_of_the_wrong_size() {
+        let mut encoder = Rav1eEncoder::new(&settings("160x96")).unwrap();
+        let frame = TestPattern::new("64x64".parse().unwrap())
+            .next_frame(
+                0,
+                CaptureTime {
+                    mono: Instant::now(),
+                    wall_us: 0,
+                },
+            )
+            .unwrap();
+        assert!(matches!(
+            encoder.send_frame(Some(&frame)),
+            Err(EncodeError::WrongSize { .. })
+        ));
+    }
+}

@@ -1,0 +1,13 @@
+//! Mado, an edge camera: capture, on-device detection, real-time AV1 with the
+//! detections carried inside each encoded frame.
+//!
+//! Pipeline stages are plain state machines that take frames and time and
+//! return outputs; threads, clocks and I/O live in [`pipeline`] and the binary.
+
+pub mod av1;
+pub mod config;
+pub mod encode;
+pub mod frame;
+pub mod meta;
+pub mod pipeline;
+pub mod source;

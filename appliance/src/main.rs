@@ -1,0 +1,128 @@
+//! The `mado` binary: command line, logging and the I/O shell.
+
+mod cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use mado::config::{Config, Ranged};
+use mado::frame::VideoSize;
+use mado::source::SourceSpec;
+
+#[derive(Parser)]
+#[command(
+    name = "mado",
+    version,
+    about = "Edge camera: live AV1 with on-device detections"
+)]
+struct Cli {
+    /// TOML config file; without one every setting takes its default.
+    #[arg(long, global = true, env = "MADO_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the appliance (the default command).
+    Run(SourceArgs),
+    /// Record the encoded stream, metadata included, to an IVF file.
+    Record(RecordArgs),
+    /// Print each frame's metadata from an IVF file as one JSON line.
+    Inspect {
+        /// The IVF file to read.
+        file: PathBuf,
+    },
+}
+
+/// Overrides of the `[source]` settings.
+#[derive(Args, Default)]
+struct SourceArgs {
+    /// auto, testpattern or file:PATH.y4m
+    #[arg(long)]
+    source: Option<SourceSpec>,
+    /// Picture size, such as 1280x720 (test pattern and camera).
+    #[arg(long)]
+    size: Option<VideoSize>,
+    /// Frames per second.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=120))]
+    fps: Option<u16>,
+}
+
+#[derive(Args)]
+struct RecordArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Number of frames to record.
+    #[arg(long)]
+    frames: u64,
+    /// Where to write the IVF file.
+    #[arg(long, short)]
+    output: PathBuf,
+    /// realtime: frames at the configured rate, the oldest dropped if the
+    /// encoder falls behind; fast: as fast as the encoder goes, none dropped.
+    #[arg(long, value_enum, default_value_t = Pace::Realtime)]
+    pace: Pace,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Pace {
+    Realtime,
+    Fast,
+}
+
+impl SourceArgs {
+    fn apply(&self, config: &mut Config) -> anyhow::Result<()> {
+        if let Some(source) = &self.source {
+            config.source.kind = source.clone();
+        }
+        if let Some(size) = self.size {
+            config.source.size = size;
+        }
+        if let Some(fps) = self.fps {
+            config.source.fps = Ranged::try_from(i64::from(fps)).map_err(anyhow::Error::msg)?;
+        }
+        Ok(())
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MADO_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mado: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut config = Config::load(cli.config.as_deref()).context("loading the configuration")?;
+    match cli.command.unwrap_or(Command::Run(SourceArgs::default())) {
+        Command::Run(args) => {
+            args.apply(&mut config)?;
+            cmd::run::run(&config)
+        }
+        Command::Record(args) => {
+            args.source.apply(&mut config)?;
+            let pace = match args.pace {
+                Pace::Realtime => mado::pipeline::Pace::RealTime {
+                    fps: config.source.fps.get() as u32,
+                },
+                Pace::Fast => mado::pipeline::Pace::AsFastAsPossible,
+            };
+            cmd::record::record(&config, args.frames, &args.output, pace)
+        }
+        Command::Inspect { file } => cmd::inspect::inspect(&file),
+    }
+}

@@ -1,0 +1,72 @@
+//! Helpers shared by the integration tests: running the `mado` binary and the
+//! real AV1 decoders.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use mado::av1::ivf::{IvfFrame, IvfHeader, IvfReader};
+
+/// A `mado` command from this build.
+pub fn mado() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mado"));
+    cmd.env("MADO_LOG", "warn").env_remove("MADO_CONFIG");
+    cmd
+}
+
+/// Runs a command and returns its output, failing the test when it fails.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Records `frames` frames of the test pattern at `size` into `dir/name`, losing none.
+pub fn record_testpattern(dir: &Path, name: &str, size: &str, frames: u64) -> PathBuf {
+    let path = dir.join(name);
+    run_ok(
+        mado()
+            .args([
+                "record",
+                "--source",
+                "testpattern",
+                "--pace",
+                "fast",
+                "--size",
+                size,
+            ])
+            .args([
+                "--frames".as_ref(),
+                frames.to_string().as_ref(),
+                "--output".as_ref(),
+                path.as_os_str(),
+            ]),
+    );
+    path
+}
+
+pub fn read_ivf(path: &Path) -> (IvfHeader, Vec<IvfFrame>) {
+    let reader = IvfReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let header = reader.header();
+    (header, reader.collect::<Result<_, _>>().unwrap())
+}
+
+/// Fails with a clear message when an external tool the test relies on is missing.
+pub fn require_tool(tool: &str, package: &str) {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "`{tool}` is missing: install the Debian package `{package}` (scripts/test-all does)"
+    );
+}
