@@ -13,10 +13,7 @@ use crate::source::SourceSpec;
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config {path} is invalid: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -79,6 +76,9 @@ pub struct EncoderConfig {
     /// At most this many frames between keyframes.
     pub keyframe_interval: Ranged<1, 600>,
     pub bitrate_kbps: Ranged<50, 50_000>,
+    /// Lowest quantizer index (0 to 255) rate control may use: caps quality
+    /// on easy scenes, saving CPU time and bits.
+    pub min_quantizer: Ranged<0, 255>,
     /// Encoder threads; 0 means one per core.
     pub threads: Ranged<0, 64>,
     /// Tiles per frame; 0 chooses from the picture size.
@@ -108,6 +108,7 @@ impl Default for EncoderConfig {
             speed: Ranged::new_const(10),
             keyframe_interval: Ranged::new_const(120),
             bitrate_kbps: Ranged::new_const(1500),
+            min_quantizer: Ranged::new_const(64),
             threads: Ranged::new_const(0),
             tiles: Ranged::new_const(0),
         }
@@ -162,6 +163,7 @@ impl Config {
             speed: e.speed.get() as u8,
             keyframe_interval: e.keyframe_interval.get() as u32,
             bitrate_kbps: e.bitrate_kbps.get() as u32,
+            min_quantizer: e.min_quantizer.get() as u8,
             threads: e.threads.get() as usize,
             tiles: e.tiles.get() as usize,
         }
@@ -199,19 +201,12 @@ mod tests {
                 "kind",
                 "expected auto, testpattern or file:PATH.y4m",
             ),
-            (
-                "[pipeline]\nqueue_frames = \"many\"\n",
-                "queue_frames",
-                "invalid type",
-            ),
+            ("[pipeline]\nqueue_frames = \"many\"\n", "queue_frames", "invalid type"),
             ("[networking]\n", "networking", "unknown field"),
             ("[source\n", "source", "TOML parse error"),
         ] {
             let err = Config::from_toml(text).unwrap_err();
-            assert!(
-                err.contains(key) && err.contains(why),
-                "error for {text:?} was: {err}"
-            );
+            assert!(err.contains(key) && err.contains(why), "error for {text:?} was: {err}");
         }
     }
 }

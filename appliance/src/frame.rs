@@ -15,11 +15,7 @@ pub enum FrameError {
     #[error("frame size {0} is invalid: width and height must be even and between 16 and 4096")]
     BadSize(String),
     #[error("frame buffer holds {got} bytes, a {size} I420 frame needs {need}")]
-    BadLength {
-        size: VideoSize,
-        got: usize,
-        need: usize,
-    },
+    BadLength { size: VideoSize, got: usize, need: usize },
 }
 
 /// Width and height of a picture: even, 16 to 4096 pixels each.

@@ -12,11 +12,7 @@ use mado::frame::VideoSize;
 use mado::source::SourceSpec;
 
 #[derive(Parser)]
-#[command(
-    name = "mado",
-    version,
-    about = "Edge camera: live AV1 with on-device detections"
-)]
+#[command(name = "mado", version, about = "Edge camera: live AV1 with on-device detections")]
 struct Cli {
     /// TOML config file; without one every setting takes its default.
     #[arg(long, global = true, env = "MADO_CONFIG")]
@@ -36,6 +32,8 @@ enum Command {
         /// The IVF file to read.
         file: PathBuf,
     },
+    /// Print the settings in effect (defaults plus the config file) as TOML.
+    PrintConfig,
 }
 
 /// Overrides of the `[source]` settings.
@@ -92,10 +90,7 @@ impl SourceArgs {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MADO_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MADO_LOG").unwrap_or_else(|_| "info".into()))
         .init();
     match run(Cli::parse()) {
         Ok(code) => code,
@@ -124,5 +119,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cmd::record::record(&config, args.frames, &args.output, pace)
         }
         Command::Inspect { file } => cmd::inspect::inspect(&file),
+        Command::PrintConfig => {
+            print!("{}", toml::to_string_pretty(&config)?);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -16,10 +16,7 @@ fn fails_with(cmd: &mut std::process::Command, needles: &[&str]) {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
     for needle in needles {
-        assert!(
-            stderr.contains(needle),
-            "stderr lacks {needle:?}:\n{stderr}"
-        );
+        assert!(stderr.contains(needle), "stderr lacks {needle:?}:\n{stderr}");
     }
 }
 
@@ -74,14 +71,11 @@ fn missing_or_bad_sources_are_reported() {
         &["not a usable Y4M"],
     );
     let out = mado()
-        .args([
-            "record", "--source", "webcam", "--frames", "1", "--output", "x",
-        ])
+        .args(["record", "--source", "webcam", "--frames", "1", "--output", "x"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "clap rejects the argument");
-    assert!(String::from_utf8_lossy(&out.stderr)
-        .contains("expected auto, testpattern or file:PATH.y4m"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected auto, testpattern or file:PATH.y4m"));
 }
 
 #[test]
@@ -107,18 +101,10 @@ fn records_real_footage_from_a_y4m_file_in_a_loop() {
     let (header, frames) = read_ivf(&out);
     assert_eq!((header.width, header.height, frames.len()), (64, 48, 7));
     let inspect = run_ok(mado().arg("inspect").arg(&out));
-    for (seq, line) in String::from_utf8(inspect.stdout)
-        .unwrap()
-        .lines()
-        .enumerate()
-    {
+    for (seq, line) in String::from_utf8(inspect.stdout).unwrap().lines().enumerate() {
         let line: Value = serde_json::from_str(line).unwrap();
         assert_eq!(line["meta"]["seq"], seq as u64);
-        assert_eq!(
-            line["meta"]["detections"],
-            Value::Null,
-            "footage has no detector yet"
-        );
+        assert_eq!(line["meta"]["detections"], Value::Null, "footage has no detector yet");
     }
 }
 

@@ -17,30 +17,13 @@ const SIZE: (usize, usize) = (320, 240);
 /// Decodes `ivf` with `decoder` to raw I420; returns (md5, frame count).
 fn decode(decoder: &str, ivf: &Path, out: &Path) -> (String, usize) {
     match decoder {
-        "dav1d" => run_ok(
-            Command::new("dav1d")
-                .arg("-q")
-                .arg("-i")
-                .arg(ivf)
-                .arg("-o")
-                .arg(out),
-        ),
-        "aomdec" => run_ok(
-            Command::new("aomdec")
-                .arg("--rawvideo")
-                .arg("-o")
-                .arg(out)
-                .arg(ivf),
-        ),
+        "dav1d" => run_ok(Command::new("dav1d").arg("-q").arg("-i").arg(ivf).arg("-o").arg(out)),
+        "aomdec" => run_ok(Command::new("aomdec").arg("--rawvideo").arg("-o").arg(out).arg(ivf)),
         other => unreachable!("{other}"),
     };
     let raw = std::fs::read(out).unwrap();
     let frame_len = SIZE.0 * SIZE.1 * 3 / 2;
-    assert_eq!(
-        raw.len() % frame_len,
-        0,
-        "{decoder} output is not whole frames"
-    );
+    assert_eq!(raw.len() % frame_len, 0, "{decoder} output is not whole frames");
     (format!("{:x}", Md5::digest(&raw)), raw.len() / frame_len)
 }
 
@@ -78,11 +61,7 @@ fn dav1d_and_aomdec_decode_identical_frames_with_and_without_metadata() {
     let mut writer = IvfWriter::new(std::fs::File::create(&without_meta).unwrap(), header).unwrap();
     for (seq, frame) in frames.iter().enumerate() {
         let meta = FrameMeta::find_in_temporal_unit(&frame.data).unwrap();
-        assert_eq!(
-            meta.map(|m| m.seq),
-            Some(seq as u64),
-            "frame {seq} lacks its metadata"
-        );
+        assert_eq!(meta.map(|m| m.seq), Some(seq as u64), "frame {seq} lacks its metadata");
         let stripped = strip_from_temporal_unit(&frame.data).unwrap();
         assert!(stripped.len() < frame.data.len());
         assert_eq!(FrameMeta::find_in_temporal_unit(&stripped).unwrap(), None);
@@ -92,11 +71,7 @@ fn dav1d_and_aomdec_decode_identical_frames_with_and_without_metadata() {
 
     let mut digests = Vec::new();
     for decoder in ["dav1d", "aomdec"] {
-        let a = decode(
-            decoder,
-            &with_meta,
-            &dir.path().join(format!("{decoder}-with.yuv")),
-        );
+        let a = decode(decoder, &with_meta, &dir.path().join(format!("{decoder}-with.yuv")));
         let b = decode(
             decoder,
             &without_meta,
@@ -112,10 +87,7 @@ fn dav1d_and_aomdec_decode_identical_frames_with_and_without_metadata() {
             "{decoder} decoded {} of {FRAMES} frames without metadata",
             b.1
         );
-        assert_eq!(
-            a.0, b.0,
-            "{decoder} output differs when the metadata is present"
-        );
+        assert_eq!(a.0, b.0, "{decoder} output differs when the metadata is present");
         digests.push(a.0);
     }
     assert_eq!(digests[0], digests[1], "dav1d and aomdec disagree");

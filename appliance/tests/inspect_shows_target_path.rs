@@ -50,11 +50,7 @@ fn inspect_lists_every_frame_with_the_target_on_its_path() {
             .collect();
         let want = target_rect(size, seq);
         let px = |frac: f64, total: f64| (frac * total).round() as u32;
-        assert_eq!(
-            [px(b[0], 320.0), px(b[1], 240.0)],
-            [want.x, want.y],
-            "frame {seq}"
-        );
+        assert_eq!([px(b[0], 320.0), px(b[1], 240.0)], [want.x, want.y], "frame {seq}");
         assert_eq!(
             [px(b[2], 320.0), px(b[3], 240.0)],
             [want.side, want.side],
@@ -63,10 +59,7 @@ fn inspect_lists_every_frame_with_the_target_on_its_path() {
         xs.push(want.x);
     }
     xs.dedup();
-    assert!(
-        xs.len() as u64 > FRAMES * 3 / 4,
-        "the target moves nearly every frame"
-    );
+    assert!(xs.len() as u64 > FRAMES * 3 / 4, "the target moves nearly every frame");
 }
 
 #[test]
@@ -75,14 +68,7 @@ fn decoded_pictures_show_the_target_where_the_metadata_puts_it() {
     let dir = tempfile::tempdir().unwrap();
     let ivf = record_testpattern(dir.path(), "pattern.ivf", "320x240", 24);
     let yuv = dir.path().join("decoded.yuv");
-    run_ok(
-        Command::new("dav1d")
-            .arg("-q")
-            .arg("-i")
-            .arg(&ivf)
-            .arg("-o")
-            .arg(&yuv),
-    );
+    run_ok(Command::new("dav1d").arg("-q").arg("-i").arg(&ivf).arg("-o").arg(&yuv));
     let raw = std::fs::read(&yuv).unwrap();
     let (w, h) = (320usize, 240usize);
     let frame_len = w * h * 3 / 2;
@@ -103,14 +89,7 @@ fn decoded_pictures_show_the_target_where_the_metadata_puts_it() {
             v_at(x + bw / 2, y + bh / 2) > 200,
             "frame {seq}: no target at the box centre"
         );
-        let beside = if x + 2 * bw < w {
-            x + bw + bw / 2
-        } else {
-            x - bw / 2
-        };
-        assert!(
-            v_at(beside, y + bh / 2) < 170,
-            "frame {seq}: red outside the box"
-        );
+        let beside = if x + 2 * bw < w { x + bw + bw / 2 } else { x - bw / 2 };
+        assert!(v_at(beside, y + bh / 2) < 170, "frame {seq}: red outside the box");
     }
 }

@@ -40,9 +40,7 @@ impl Peer {
         loop {
             match self.rtc.poll_output().unwrap() {
                 Output::Timeout(_) => return,
-                Output::Transmit(t) => {
-                    wire.push_back((t.source, t.destination, t.contents.to_vec()))
-                }
+                Output::Transmit(t) => wire.push_back((t.source, t.destination, t.contents.to_vec())),
                 Output::Event(e) => self.events.push(e),
             }
         }
@@ -55,11 +53,7 @@ fn exchange(a: &mut Peer, b: &mut Peer, now: Instant) {
     a.poll(now, &mut wire);
     b.poll(now, &mut wire);
     while let Some((source, destination, contents)) = wire.pop_front() {
-        let to = if destination == a.addr {
-            &mut *a
-        } else {
-            &mut *b
-        };
+        let to = if destination == a.addr { &mut *a } else { &mut *b };
         let receive = Receive::new(Protocol::Udp, source, destination, &contents).unwrap();
         to.rtc.handle_input(Input::Receive(now, receive)).unwrap();
         to.poll(now, &mut wire);
@@ -83,10 +77,7 @@ fn every_frame_keeps_its_metadata_through_rtp() {
     sender.rtc.sdp_api().accept_answer(pending, answer).unwrap();
 
     while !(sender.rtc.is_connected() && receiver.rtc.is_connected()) {
-        assert!(
-            now - start < Duration::from_secs(10),
-            "peers never connected"
-        );
+        assert!(now - start < Duration::from_secs(10), "peers never connected");
         now += Duration::from_millis(5);
         exchange(&mut sender, &mut receiver, now);
     }
@@ -101,12 +92,7 @@ fn every_frame_keeps_its_metadata_through_rtp() {
         now += Duration::from_millis(33);
         let writer = sender.rtc.writer(mid).unwrap();
         writer
-            .write(
-                pt,
-                now,
-                MediaTime::from_90khz(i as u64 * 3000),
-                frame.data.clone(),
-            )
+            .write(pt, now, MediaTime::from_90khz(i as u64 * 3000), frame.data.clone())
             .unwrap();
         exchange(&mut sender, &mut receiver, now);
     }
@@ -128,20 +114,10 @@ fn every_frame_keeps_its_metadata_through_rtp() {
         let meta = FrameMeta::find_in_temporal_unit(&data.data)
             .unwrap()
             .unwrap_or_else(|| panic!("frame {i} lost its metadata"));
-        assert_eq!(
-            meta,
-            FrameMeta::find_in_temporal_unit(&sent.data)
-                .unwrap()
-                .unwrap()
-        );
+        assert_eq!(meta, FrameMeta::find_in_temporal_unit(&sent.data).unwrap().unwrap());
         assert_eq!(meta.seq, i as u64);
         // RTP drops only the temporal delimiter; every other OBU arrives byte for byte.
-        let expected =
-            remove_obus(&sent.data, |o| o.obu_type == ObuType::TemporalDelimiter).unwrap();
-        assert_eq!(
-            data.data.as_ref(),
-            expected.as_slice(),
-            "frame {i} changed in transit"
-        );
+        let expected = remove_obus(&sent.data, |o| o.obu_type == ObuType::TemporalDelimiter).unwrap();
+        assert_eq!(data.data.as_ref(), expected.as_slice(), "frame {i} changed in transit");
     }
 }

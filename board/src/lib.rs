@@ -28,11 +28,7 @@ impl Board {
     pub fn open(status_led_pin: u8) -> Result<Self, BoardError> {
         let gpio = match Gpio::new() {
             Ok(gpio) => gpio,
-            Err(e) => {
-                return Ok(Self::Absent {
-                    reason: e.to_string(),
-                })
-            }
+            Err(e) => return Ok(Self::Absent { reason: e.to_string() }),
         };
         let pin = gpio.get(status_led_pin).map_err(|source| BoardError::Pin {
             pin: status_led_pin,

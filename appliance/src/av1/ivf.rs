@@ -92,8 +92,7 @@ impl<W: Write + Seek> IvfWriter<W> {
     }
 
     pub fn write_frame(&mut self, pts: u64, data: &[u8]) -> io::Result<()> {
-        let len =
-            u32::try_from(data.len()).map_err(|_| io::Error::other("frame larger than 4 GiB"))?;
+        let len = u32::try_from(data.len()).map_err(|_| io::Error::other("frame larger than 4 GiB"))?;
         self.out.write_all(&len.to_le_bytes())?;
         self.out.write_all(&pts.to_le_bytes())?;
         self.out.write_all(data)?;
@@ -158,9 +157,7 @@ impl<R: Read> IvfReader<R> {
         }
         let pts = u64::from_le_bytes(head[4..12].try_into().expect("8 bytes"));
         let mut data = vec![0u8; len as usize];
-        read_exact_or(&mut self.input, &mut data, || IvfError::TruncatedFrame {
-            index,
-        })?;
+        read_exact_or(&mut self.input, &mut data, || IvfError::TruncatedFrame { index })?;
         self.index += 1;
         Ok(Some(IvfFrame { pts, data }))
     }
@@ -186,11 +183,7 @@ fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-fn read_exact_or(
-    input: &mut impl Read,
-    buf: &mut [u8],
-    short: impl FnOnce() -> IvfError,
-) -> Result<(), IvfError> {
+fn read_exact_or(input: &mut impl Read, buf: &mut [u8], short: impl FnOnce() -> IvfError) -> Result<(), IvfError> {
     if read_up_to(input, buf)? < buf.len() {
         return Err(short());
     }
@@ -204,8 +197,7 @@ mod tests {
 
     #[test]
     fn writes_and_reads_back_frames_and_count() {
-        let mut writer =
-            IvfWriter::new(Cursor::new(Vec::new()), IvfHeader::av1(320, 240, 30)).unwrap();
+        let mut writer = IvfWriter::new(Cursor::new(Vec::new()), IvfHeader::av1(320, 240, 30)).unwrap();
         writer.write_frame(0, b"first").unwrap();
         writer.write_frame(1, b"").unwrap();
         writer.write_frame(2, b"third").unwrap();
@@ -231,31 +223,21 @@ mod tests {
             IvfReader::new(Cursor::new(b"RIFF....")),
             Err(IvfError::TruncatedHeader)
         ));
-        assert!(matches!(
-            IvfReader::new(Cursor::new([0u8; 32])),
-            Err(IvfError::NotIvf)
-        ));
+        assert!(matches!(IvfReader::new(Cursor::new([0u8; 32])), Err(IvfError::NotIvf)));
 
-        let mut writer =
-            IvfWriter::new(Cursor::new(Vec::new()), IvfHeader::av1(64, 64, 30)).unwrap();
+        let mut writer = IvfWriter::new(Cursor::new(Vec::new()), IvfHeader::av1(64, 64, 30)).unwrap();
         writer.write_frame(0, b"payload").unwrap();
         let bytes = writer.finish().unwrap().into_inner();
         for cut in 33..bytes.len() {
             let mut reader = IvfReader::new(Cursor::new(&bytes[..cut])).unwrap();
             assert!(
-                matches!(
-                    reader.next_frame(),
-                    Err(IvfError::TruncatedFrame { index: 0 })
-                ),
+                matches!(reader.next_frame(), Err(IvfError::TruncatedFrame { index: 0 })),
                 "cut {cut}"
             );
         }
         let mut huge = bytes.clone();
         huge[32..36].copy_from_slice(&u32::MAX.to_le_bytes());
         let mut reader = IvfReader::new(Cursor::new(&huge)).unwrap();
-        assert!(matches!(
-            reader.next_frame(),
-            Err(IvfError::FrameTooLarge { .. })
-        ));
+        assert!(matches!(reader.next_frame(), Err(IvfError::FrameTooLarge { .. })));
     }
 }

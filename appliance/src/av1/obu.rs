@@ -17,11 +17,7 @@ pub enum ObuError {
     #[error("OBU size field at byte {0} is not a valid LEB128 value")]
     BadSize(usize),
     #[error("OBU at byte {at} claims {claimed} payload bytes but only {left} remain")]
-    TruncatedPayload {
-        at: usize,
-        claimed: u64,
-        left: usize,
-    },
+    TruncatedPayload { at: usize, claimed: u64, left: usize },
     #[error("temporal unit has no frame OBU to place metadata before")]
     NoFrame,
 }
@@ -237,11 +233,7 @@ mod tests {
         }
         assert_eq!(read_leb128(&[0x80, 0x80]), None, "unterminated");
         assert_eq!(read_leb128(&[0xff; 9]), None, "longer than 8 bytes");
-        assert_eq!(
-            read_leb128(&[0x80, 0x80, 0x80, 0x80, 0x10]),
-            None,
-            "above 2^32-1"
-        );
+        assert_eq!(read_leb128(&[0x80, 0x80, 0x80, 0x80, 0x10]), None, "above 2^32-1");
     }
 
     #[test]
@@ -250,11 +242,7 @@ mod tests {
         let types: Vec<_> = obus(&tu).map(|o| o.unwrap().obu_type).collect();
         assert_eq!(
             types,
-            [
-                ObuType::TemporalDelimiter,
-                ObuType::SequenceHeader,
-                ObuType::Frame
-            ]
+            [ObuType::TemporalDelimiter, ObuType::SequenceHeader, ObuType::Frame]
         );
 
         let meta = obu(5, &[25, 0x80]);
@@ -281,14 +269,8 @@ mod tests {
                 left: 3
             })
         );
-        assert_eq!(
-            obus(&[0x80]).next().unwrap(),
-            Err(ObuError::ForbiddenBit(0))
-        );
+        assert_eq!(obus(&[0x80]).next().unwrap(), Err(ObuError::ForbiddenBit(0)));
         assert_eq!(obus(&[0x30]).next().unwrap(), Err(ObuError::NoSizeField(0)));
-        assert_eq!(
-            insert_before_picture(&obu(2, &[]), &[]),
-            Err(ObuError::NoFrame)
-        );
+        assert_eq!(insert_before_picture(&obu(2, &[]), &[]), Err(ObuError::NoFrame));
     }
 }

@@ -12,8 +12,7 @@ use serde_json::{json, Value};
 
 pub fn inspect(path: &Path) -> anyhow::Result<ExitCode> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let reader = IvfReader::new(BufReader::new(file))
-        .with_context(|| format!("reading {}", path.display()))?;
+    let reader = IvfReader::new(BufReader::new(file)).with_context(|| format!("reading {}", path.display()))?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut failures = 0;

@@ -10,14 +10,9 @@ use mado::encode::Rav1eEncoder;
 use mado::pipeline::{Pace, Pipeline, PipelineOptions};
 
 /// Opens the configured source and encoder and starts the pipeline.
-pub fn start_pipeline(
-    config: &Config,
-    pace: Pace,
-    frame_limit: Option<u64>,
-) -> anyhow::Result<Pipeline> {
+pub fn start_pipeline(config: &Config, pace: Pace, frame_limit: Option<u64>) -> anyhow::Result<Pipeline> {
     let spec = &config.source.kind;
-    let source = mado::source::open(spec, config.source.size)
-        .with_context(|| format!("opening source {spec}"))?;
+    let source = mado::source::open(spec, config.source.size).with_context(|| format!("opening source {spec}"))?;
     let settings = config.encoder_settings(source.size());
     let encoder = Rav1eEncoder::new(&settings).context("starting the AV1 encoder")?;
     tracing::info!(source = %source.describe(), fps = settings.fps, kbps = settings.bitrate_kbps, "pipeline starting");

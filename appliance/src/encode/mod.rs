@@ -40,6 +40,9 @@ pub struct EncoderSettings {
     /// At most this many frames between keyframes.
     pub keyframe_interval: u32,
     pub bitrate_kbps: u32,
+    /// Lowest quantizer index (0 to 255) rate control may pick. Easy scenes
+    /// otherwise get near-lossless quality, which costs CPU time and bits.
+    pub min_quantizer: u8,
     /// Worker threads; 0 picks one per core.
     pub threads: usize,
     /// Tiles per frame, more tiles encode in parallel; 0 picks from the size.

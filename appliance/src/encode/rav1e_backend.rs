@@ -25,6 +25,7 @@ impl Rav1eEncoder {
             height: size.height() as usize,
             time_base: Rational::new(1, u64::from(settings.fps.max(1))),
             low_latency: true,
+            min_quantizer: settings.min_quantizer,
             min_key_frame_interval: 0,
             max_key_frame_interval: u64::from(settings.keyframe_interval.max(1)),
             bitrate: i32::try_from(u64::from(settings.bitrate_kbps) * 1000).unwrap_or(i32::MAX),
@@ -141,6 +142,7 @@ mod tests {
             speed: 10,
             keyframe_interval: 30,
             bitrate_kbps: 500,
+            min_quantizer: 0,
             threads: 1,
             tiles: 1,
         }
@@ -176,21 +178,14 @@ mod tests {
             encoder.send_frame(Some(&frame)).unwrap();
             assert_eq!(drain(&mut encoder, &mut packets), EncodeError::NeedMoreData);
         }
-        assert!(
-            packets.len() < 12,
-            "low-latency rav1e still holds a few frames back"
-        );
+        assert!(packets.len() < 12, "low-latency rav1e still holds a few frames back");
         encoder.send_frame(None).unwrap();
         assert_eq!(drain(&mut encoder, &mut packets), EncodeError::Finished);
         assert_eq!(encoder.frames_in_flight(), 0);
 
         let seqs: Vec<u64> = packets.iter().map(|p| p.info.seq).collect();
         assert_eq!(seqs, (0..12).collect::<Vec<_>>());
-        let keyframes: Vec<u64> = packets
-            .iter()
-            .filter(|p| p.keyframe)
-            .map(|p| p.info.seq)
-            .collect();
+        let keyframes: Vec<u64> = packets.iter().filter(|p| p.keyframe).map(|p| p.info.seq).collect();
         assert_eq!(keyframes, [0, 5]);
         for packet in &packets {
             let types: Vec<ObuType> = obus(&packet.data).map(|o| o.unwrap().obu_type).collect();

@@ -75,9 +75,7 @@ impl MetaError {
 }
 
 /// A fraction in `[0, 1]` stored as `raw / 65535`: exact, compact, never NaN.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Norm16(pub u16);
 
@@ -87,11 +85,7 @@ impl Norm16 {
 
     /// Nearest representable fraction; values outside `[0, 1]` (and NaN) are clamped.
     pub fn from_f32(value: f32) -> Self {
-        let clamped = if value.is_nan() {
-            0.0
-        } else {
-            value.clamp(0.0, 1.0)
-        };
+        let clamped = if value.is_nan() { 0.0 } else { value.clamp(0.0, 1.0) };
         Self((clamped * f32::from(u16::MAX)).round() as u16)
     }
 
@@ -112,8 +106,7 @@ pub struct BBox {
 
 impl BBox {
     pub fn new(x: Norm16, y: Norm16, w: Norm16, h: Norm16) -> Result<Self, MetaError> {
-        let fits =
-            |pos: Norm16, len: Norm16| u32::from(pos.0) + u32::from(len.0) <= u32::from(u16::MAX);
+        let fits = |pos: Norm16, len: Norm16| u32::from(pos.0) + u32::from(len.0) <= u32::from(u16::MAX);
         if fits(x, w) && fits(y, h) {
             Ok(Self { x, y, w, h })
         } else {
@@ -123,23 +116,11 @@ impl BBox {
 
     /// The box covering pixel rectangle (`x`, `y`, `w`, `h`) of a `frame_w` x `frame_h` frame.
     /// Edges are rounded to the nearest fraction, so [`BBox::to_pixels`] gives the rectangle back.
-    pub fn from_pixels(
-        x: u32,
-        y: u32,
-        w: u32,
-        h: u32,
-        frame_w: u32,
-        frame_h: u32,
-    ) -> Result<Self, MetaError> {
+    pub fn from_pixels(x: u32, y: u32, w: u32, h: u32, frame_w: u32, frame_h: u32) -> Result<Self, MetaError> {
         let total = |t: u32| u64::from(t.max(1));
-        let frac = |v: u32, t: u32| {
-            Norm16(((u64::from(v) * 65535 + total(t) / 2) / total(t)).min(65535) as u16)
-        };
+        let frac = |v: u32, t: u32| Norm16(((u64::from(v) * 65535 + total(t) / 2) / total(t)).min(65535) as u16);
         let (x0, y0) = (frac(x, frame_w), frac(y, frame_h));
-        let (x1, y1) = (
-            frac(x.saturating_add(w), frame_w),
-            frac(y.saturating_add(h), frame_h),
-        );
+        let (x1, y1) = (frac(x.saturating_add(w), frame_w), frac(y.saturating_add(h), frame_h));
         Self::new(x0, y0, Norm16(x1.0 - x0.0), Norm16(y1.0 - y0.0))
     }
 
@@ -230,17 +211,15 @@ impl<T: AsRef<[u8]>> MetadataObu<T> {
     /// Checks that `buffer` is exactly one well-formed metadata OBU.
     pub fn new_checked(buffer: T) -> Result<Self, MetaError> {
         let bytes = buffer.as_ref();
-        let obu = obu::obus(bytes)
-            .next()
-            .ok_or(ObuError::TruncatedHeader(0))??;
+        let obu = obu::obus(bytes).next().ok_or(ObuError::TruncatedHeader(0))??;
         if obu.obu_type != ObuType::Metadata {
             return Err(MetaError::NotMetadataObu);
         }
         if obu.bytes.len() != bytes.len() {
             return Err(MetaError::ExtraBytes(bytes.len() - obu.bytes.len()));
         }
-        let (metadata_type, type_len) = obu::read_leb128(obu.payload)
-            .ok_or(ObuError::BadSize(bytes.len() - obu.payload.len()))?;
+        let (metadata_type, type_len) =
+            obu::read_leb128(obu.payload).ok_or(ObuError::BadSize(bytes.len() - obu.payload.len()))?;
         let data_at = bytes.len() - obu.payload.len() + type_len;
         Ok(Self {
             buffer,
@@ -270,18 +249,14 @@ impl FrameMeta {
         if obu.metadata_type() != u64::from(METADATA_TYPE) {
             return Err(MetaError::OtherMetadataType(obu.metadata_type()));
         }
-        let data = obu
-            .data()
-            .strip_prefix(&MADO_ID)
-            .ok_or(MetaError::NotMado)?;
+        let data = obu.data().strip_prefix(&MADO_ID).ok_or(MetaError::NotMado)?;
         let (&version, body) = data
             .split_first()
             .ok_or(MetaError::Body(postcard::Error::DeserializeUnexpectedEnd))?;
         if version != VERSION {
             return Err(MetaError::UnsupportedVersion(version));
         }
-        let (meta, rest): (FrameMeta, _) =
-            postcard::take_from_bytes(body).map_err(MetaError::Body)?;
+        let (meta, rest): (FrameMeta, _) = postcard::take_from_bytes(body).map_err(MetaError::Body)?;
         // trailing_bits(): a one bit, then zero bits up to the end of the OBU.
         match rest.split_first() {
             Some((&TRAILING_BITS, zeros)) if zeros.iter().all(|&b| b == 0) => Ok(meta),
@@ -295,10 +270,7 @@ impl FrameMeta {
         let body = postcard::to_slice(self, &mut body).map_err(|_| MetaError::TooLarge)?;
         let payload_len = 1 + MADO_ID.len() + 1 + body.len() + 1;
         let mut out: Vec<u8, MAX_OBU_LEN> = Vec::new();
-        let mut push = |bytes: &[u8]| {
-            out.extend_from_slice(bytes)
-                .map_err(|_| MetaError::TooLarge)
-        };
+        let mut push = |bytes: &[u8]| out.extend_from_slice(bytes).map_err(|_| MetaError::TooLarge);
         push(&[OBU_HEADER])?;
         let mut size = std::vec::Vec::with_capacity(4);
         obu::write_leb128(payload_len as u64, &mut size);
@@ -330,8 +302,7 @@ impl FrameMeta {
 /// Returns `tu` without its Mado metadata OBUs; every other OBU is kept byte for byte.
 pub fn strip_from_temporal_unit(tu: &[u8]) -> Result<std::vec::Vec<u8>, MetaError> {
     Ok(obu::remove_obus(tu, |item| {
-        item.obu_type == ObuType::Metadata
-            && MetadataObu::new_checked(item.bytes).is_ok_and(|m| m.is_mado())
+        item.obu_type == ObuType::Metadata && MetadataObu::new_checked(item.bytes).is_ok_and(|m| m.is_mado())
     })?)
 }
 

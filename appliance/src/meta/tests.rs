@@ -35,8 +35,7 @@ fn vector_metas() -> [(&'static str, FrameMeta); 3] {
             frame_seq: 42,
             inference_us: 0,
             model: label("testpattern"),
-            items: Vec::from_slice(&[detection(0, "target", 1.0, [0.25, 0.5, 0.125, 0.25])])
-                .unwrap(),
+            items: Vec::from_slice(&[detection(0, "target", 1.0, [0.25, 0.5, 0.125, 0.25])]).unwrap(),
         }),
     };
     let mut street = Detections {
@@ -50,10 +49,7 @@ fn vector_metas() -> [(&'static str, FrameMeta); 3] {
         (4, "Person", 0.61, [0.55, 0.25, 0.06, 0.28]),
         (23, "Car", 0.47, [0.70, 0.40, 0.25, 0.20]),
     ] {
-        street
-            .items
-            .push(detection(class_id, name, score, xywh))
-            .unwrap();
+        street.items.push(detection(class_id, name, score, xywh)).unwrap();
     }
     let latest = FrameMeta {
         seq: 301,
@@ -120,11 +116,7 @@ fn invalid_vectors(valid: &[u8]) -> [(&'static str, std::vec::Vec<u8>, &'static 
     let mut frame_obu = valid.to_vec();
     frame_obu[0] = (6 << 3) | 0x02;
     [
-        (
-            "size-beyond-buffer",
-            valid[..valid.len() - 1].to_vec(),
-            "malformed-obu",
-        ),
+        ("size-beyond-buffer", valid[..valid.len() - 1].to_vec(), "malformed-obu"),
         ("frame-obu-not-metadata", frame_obu, "not-metadata-obu"),
         ("other-metadata-type", other_type, "other-metadata-type"),
         ("identifier-mismatch", bad_id, "not-mado"),
@@ -189,12 +181,7 @@ fn decodes_and_encodes_the_spec_vectors() {
     for vector in invalid {
         let bytes = parse_hex(vector["hex"].as_str().unwrap());
         let err = decode(&bytes).expect_err(vector["name"].as_str().unwrap());
-        assert_eq!(
-            err.code(),
-            vector["error"].as_str().unwrap(),
-            "{}",
-            vector["name"]
-        );
+        assert_eq!(err.code(), vector["error"].as_str().unwrap(), "{}", vector["name"]);
     }
 }
 
@@ -220,21 +207,14 @@ fn the_spec_document_quotes_the_vectors() {
 fn hand_checked_layout_of_the_smallest_obu() {
     let bytes = vector_metas()[0].1.to_obu().unwrap();
     assert_eq!(bytes[0], 0x2a, "type 5, has_size_field");
-    assert_eq!(
-        usize::from(bytes[1]),
-        bytes.len() - 2,
-        "obu_size covers the rest"
-    );
+    assert_eq!(usize::from(bytes[1]), bytes.len() - 2, "obu_size covers the rest");
     assert_eq!(bytes[2], METADATA_TYPE);
     assert_eq!(&bytes[3..19], &MADO_ID);
     assert_eq!(bytes[19], VERSION);
     // seq 0, capture 1_700_000_000_000_000 as a varint, 640 = 80 05, 480 = e0 03, None = 00.
     assert_eq!(
         &bytes[20..],
-        &[
-            0x00, 0x80, 0x80, 0xf9, 0xc0, 0xc1, 0xc4, 0x82, 0x03, 0x80, 0x05, 0xe0, 0x03, 0x00,
-            0x80
-        ]
+        &[0x00, 0x80, 0x80, 0xf9, 0xc0, 0xc1, 0xc4, 0x82, 0x03, 0x80, 0x05, 0xe0, 0x03, 0x00, 0x80]
     );
 }
 
@@ -248,16 +228,10 @@ fn round_trips_the_worst_case_within_the_bound() {
 
 #[test]
 fn rejects_every_truncation_and_survives_every_corruption() {
-    for (_, meta) in vector_metas()
-        .iter()
-        .chain([("worst", worst_case())].iter())
-    {
+    for (_, meta) in vector_metas().iter().chain([("worst", worst_case())].iter()) {
         let bytes = meta.to_obu().unwrap();
         for cut in 0..bytes.len() {
-            assert!(
-                decode(&bytes[..cut]).is_err(),
-                "prefix of {cut} bytes accepted"
-            );
+            assert!(decode(&bytes[..cut]).is_err(), "prefix of {cut} bytes accepted");
         }
         for at in 0..bytes.len() {
             for flip in [0x01u8, 0x80, 0xff] {
@@ -299,21 +273,12 @@ fn finds_metadata_in_a_temporal_unit_and_strips_it() {
     let meta = vector_metas()[2].1.clone();
     let tu = [&[0x12u8, 0x00][..], &[0x32, 0x02, 0xaa, 0xbb]].concat();
     let with_meta = obu::insert_before_picture(&tu, &meta.to_obu().unwrap()).unwrap();
-    assert_eq!(
-        FrameMeta::find_in_temporal_unit(&with_meta).unwrap(),
-        Some(meta)
-    );
+    assert_eq!(FrameMeta::find_in_temporal_unit(&with_meta).unwrap(), Some(meta));
     assert_eq!(FrameMeta::find_in_temporal_unit(&tu).unwrap(), None);
     assert_eq!(strip_from_temporal_unit(&with_meta).unwrap(), tu);
     // Someone else's metadata OBU is neither read nor stripped.
     let foreign = [0x2a, 0x03, 0x04, 0xb5, 0x80];
     let with_foreign = obu::insert_before_picture(&tu, &foreign).unwrap();
-    assert_eq!(
-        FrameMeta::find_in_temporal_unit(&with_foreign).unwrap(),
-        None
-    );
-    assert_eq!(
-        strip_from_temporal_unit(&with_foreign).unwrap(),
-        with_foreign
-    );
+    assert_eq!(FrameMeta::find_in_temporal_unit(&with_foreign).unwrap(), None);
+    assert_eq!(strip_from_temporal_unit(&with_foreign).unwrap(), with_foreign);
 }

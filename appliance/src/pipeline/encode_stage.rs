@@ -21,11 +21,7 @@ impl EncodeStage {
 
     /// Encodes `frame` (or flushes, for `None`) and appends every packet that
     /// became ready, each carrying its frame's metadata OBU, to `out`.
-    pub fn push(
-        &mut self,
-        frame: Option<&Frame>,
-        out: &mut Vec<EncodedFrame>,
-    ) -> Result<(), PipelineError> {
+    pub fn push(&mut self, frame: Option<&Frame>, out: &mut Vec<EncodedFrame>) -> Result<(), PipelineError> {
         loop {
             match self.encoder.send_frame(frame) {
                 Ok(()) => break,
@@ -54,8 +50,7 @@ impl EncodeStage {
 /// Places the frame's metadata OBU before the picture in its temporal unit.
 pub fn attach_metadata(mut packet: EncodedFrame) -> Result<EncodedFrame, PipelineError> {
     let obu = packet.info.to_meta().to_obu()?;
-    packet.data =
-        insert_before_picture(&packet.data, &obu).map_err(crate::meta::MetaError::from)?;
+    packet.data = insert_before_picture(&packet.data, &obu).map_err(crate::meta::MetaError::from)?;
     Ok(packet)
 }
 
@@ -77,6 +72,7 @@ mod tests {
             speed: 10,
             keyframe_interval: 60,
             bitrate_kbps: 300,
+            min_quantizer: 64,
             threads: 1,
             tiles: 1,
         };
@@ -98,9 +94,7 @@ mod tests {
         stage.push(None, &mut out).unwrap();
         assert_eq!(out.len(), 20);
         for (seq, packet) in (0..).zip(&out) {
-            let meta = FrameMeta::find_in_temporal_unit(&packet.data)
-                .unwrap()
-                .unwrap();
+            let meta = FrameMeta::find_in_temporal_unit(&packet.data).unwrap().unwrap();
             assert_eq!((meta.seq, meta.capture_us), (seq, 1_000 + seq));
             assert_eq!(meta.detections, Some(source_detections(size, seq)));
         }

@@ -103,11 +103,7 @@ pub fn wall_clock_us() -> u64 {
 }
 
 impl Pipeline {
-    pub fn start(
-        source: Box<dyn FrameSource>,
-        encoder: Box<dyn VideoEncoder>,
-        options: PipelineOptions,
-    ) -> Self {
+    pub fn start(source: Box<dyn FrameSource>, encoder: Box<dyn VideoEncoder>, options: PipelineOptions) -> Self {
         let overflow = match options.pace {
             Pace::RealTime { .. } => Overflow::DropOldest,
             Pace::AsFastAsPossible => Overflow::Block,
@@ -127,13 +123,7 @@ impl Pipeline {
         let encoder_thread = {
             let (stats, keyframe) = (stats.clone(), keyframe.clone());
             spawn("mado-encoder", move || {
-                run_encoder(
-                    EncodeStage::new(encoder),
-                    frames_rx,
-                    out_tx,
-                    &stats,
-                    &keyframe,
-                )
+                run_encoder(EncodeStage::new(encoder), frames_rx, out_tx, &stats, &keyframe)
             })
         };
         Self {

@@ -63,17 +63,11 @@ fn a_stalled_encoder_never_blocks_a_live_source() {
         queue_frames: 4,
         frame_limit: Some(50),
     };
-    let pipeline = Pipeline::start(
-        Box::new(TestPattern::new(size())),
-        Box::new(encoder),
-        options,
-    );
+    let pipeline = Pipeline::start(Box::new(TestPattern::new(size())), Box::new(encoder), options);
 
     // The encoder holds frame 0; the source must still deliver all 50 frames.
     wait_for("the source to finish", || pipeline.stats().captured == 50);
-    wait_for("the drop count to settle", || {
-        pipeline.stats().dropped == 50 - 1 - 4
-    });
+    wait_for("the drop count to settle", || pipeline.stats().dropped == 50 - 1 - 4);
     for _ in 0..50 {
         open_gate.send(()).unwrap();
     }
@@ -96,6 +90,7 @@ fn an_offline_run_encodes_every_frame_in_order() {
         speed: 10,
         keyframe_interval: 10,
         bitrate_kbps: 200,
+        min_quantizer: 64,
         threads: 1,
         tiles: 1,
     };
@@ -105,24 +100,14 @@ fn an_offline_run_encodes_every_frame_in_order() {
         queue_frames: 2,
         frame_limit: Some(25),
     };
-    let pipeline = Pipeline::start(
-        Box::new(TestPattern::new(size())),
-        Box::new(encoder),
-        options,
-    );
-    let packets: Vec<EncodedFrame> =
-        std::iter::from_fn(|| pipeline.output().recv_blocking().ok()).collect();
+    let pipeline = Pipeline::start(Box::new(TestPattern::new(size())), Box::new(encoder), options);
+    let packets: Vec<EncodedFrame> = std::iter::from_fn(|| pipeline.output().recv_blocking().ok()).collect();
     let stats = pipeline.join().unwrap();
     assert_eq!(stats.dropped, 0);
     assert_eq!(stats.encoded, 25);
     let seqs: Vec<u64> = packets
         .iter()
-        .map(|p| {
-            FrameMeta::find_in_temporal_unit(&p.data)
-                .unwrap()
-                .unwrap()
-                .seq
-        })
+        .map(|p| FrameMeta::find_in_temporal_unit(&p.data).unwrap().unwrap().seq)
         .collect();
     assert_eq!(seqs, (0..25).collect::<Vec<_>>());
     assert_eq!(

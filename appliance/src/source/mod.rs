@@ -23,10 +23,7 @@ pub enum SourceError {
     #[error("unknown source {0:?}: expected auto, testpattern or file:PATH.y4m")]
     UnknownSpec(String),
     #[error("cannot open {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Open { path: PathBuf, source: std::io::Error },
     #[error("{path} is not a usable Y4M file: {reason}")]
     BadY4m { path: PathBuf, reason: String },
     #[error("{path} holds no frames")]
@@ -116,10 +113,7 @@ mod tests {
         }
         for bad in ["", "camera", "file:", "testpattern "] {
             let err = bad.parse::<SourceSpec>().unwrap_err().to_string();
-            assert!(
-                err.contains("expected auto, testpattern or file:PATH.y4m"),
-                "{err}"
-            );
+            assert!(err.contains("expected auto, testpattern or file:PATH.y4m"), "{err}");
         }
     }
 }

@@ -65,11 +65,7 @@ mod tests {
         assert_eq!(pacer.poll_timeout(), Some(ms(40)));
         assert!(!pacer.handle_timeout(ms(39)));
         assert!(pacer.handle_timeout(ms(41)));
-        assert_eq!(
-            pacer.poll_timeout(),
-            Some(ms(80)),
-            "a little late keeps the schedule"
-        );
+        assert_eq!(pacer.poll_timeout(), Some(ms(80)), "a little late keeps the schedule");
         // The caller stalls for 200 ms: one frame, then the schedule resumes.
         assert!(pacer.handle_timeout(ms(285)));
         assert!(!pacer.handle_timeout(ms(286)));

@@ -54,6 +54,10 @@ fn bounce(t: u64, range: u64) -> u64 {
     }
 }
 
+fn bounce_usize(t: usize, range: usize) -> usize {
+    bounce(t as u64, range as u64) as usize
+}
+
 /// The test pattern source; any size, frames depend only on their number.
 pub struct TestPattern {
     size: VideoSize,
@@ -70,14 +74,14 @@ impl TestPattern {
         let (w, h) = (size.width() as usize, size.height() as usize);
         let mut picture = Yuv420::black(size);
         let (y_plane, u_plane, v_plane) = picture.planes_mut();
-        let t = seq as usize;
-        let bar_x = (t * 6) % w;
-        let bar_w = (w / 10).max(2);
-        for (row, line) in y_plane.chunks_exact_mut(w).enumerate() {
+        // Smooth ridges drifting right by 2 pixels a frame: moving content
+        // that motion search can follow, as in real footage, with no noise.
+        let shift = (seq as usize * 2) % 256;
+        let ridge = |v: usize| (bounce_usize(v % 256, 128) / 2) as u8;
+        let rows: Vec<u8> = (0..h).map(|row| ridge(row * 2)).collect();
+        for (line, &row_level) in y_plane.chunks_exact_mut(w).zip(&rows) {
             for (col, px) in line.iter_mut().enumerate() {
-                let ramp = ((col + 2 * row + 4 * t) % 128) / 2;
-                let on_bar = (col + w - bar_x) % w < bar_w;
-                *px = if on_bar { 150 } else { 48 + ramp as u8 };
+                *px = 60 + ridge(col + shift) + row_level / 2;
             }
         }
         for (row, (u_line, v_line)) in u_plane
@@ -86,8 +90,8 @@ impl TestPattern {
             .enumerate()
         {
             for (col, (u, v)) in u_line.iter_mut().zip(v_line.iter_mut()).enumerate() {
-                *u = 112 + ((col + t) % 32) as u8;
-                *v = 143 - (row % 32) as u8;
+                *u = 120 + (col * 16 / (w / 2)) as u8;
+                *v = 120 + (row * 16 / (h / 2)) as u8;
             }
         }
         let target = target_rect(size, seq);
@@ -99,15 +103,8 @@ impl TestPattern {
     /// The ground-truth detection for frame `seq`.
     pub fn detections(&self, seq: u64) -> Detections {
         let r = target_rect(self.size, seq);
-        let bbox = BBox::from_pixels(
-            r.x,
-            r.y,
-            r.side,
-            r.side,
-            self.size.width(),
-            self.size.height(),
-        )
-        .expect("the target path stays inside the frame");
+        let bbox = BBox::from_pixels(r.x, r.y, r.side, r.side, self.size.width(), self.size.height())
+            .expect("the target path stays inside the frame");
         let target = Detection {
             class_id: 0,
             label: TARGET_LABEL.try_into().expect("short"),
@@ -196,11 +193,7 @@ mod tests {
             let (y, u, v) = picture.planes();
             let b = pattern.detections(seq).items[0].bbox;
             let r = target_rect(size, seq);
-            assert_eq!(
-                b.to_pixels(320, 240),
-                [r.x, r.y, r.side, r.side],
-                "frame {seq}"
-            );
+            assert_eq!(b.to_pixels(320, 240), [r.x, r.y, r.side, r.side], "frame {seq}");
             let [x0, y0, w, h] = b.to_pixels(320, 240).map(|v| v as usize);
             let (x1, y1) = (x0 + w - 1, y0 + h - 1);
             for (cx, cy) in [(x0, y0), (x1, y1), ((x0 + x1) / 2, (y0 + y1) / 2)] {

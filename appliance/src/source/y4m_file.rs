@@ -28,10 +28,7 @@ impl Y4mFile {
         let colorspace = decoder.get_colorspace();
         if !matches!(
             colorspace,
-            y4m::Colorspace::C420
-                | y4m::Colorspace::C420jpeg
-                | y4m::Colorspace::C420paldv
-                | y4m::Colorspace::C420mpeg2
+            y4m::Colorspace::C420 | y4m::Colorspace::C420jpeg | y4m::Colorspace::C420paldv | y4m::Colorspace::C420mpeg2
         ) {
             return Err(bad(format!("colorspace {colorspace:?} is not 8-bit 4:2:0")));
         }
@@ -40,11 +37,7 @@ impl Y4mFile {
             .ok()
             .zip(u32::try_from(h).ok())
             .and_then(|(w, h)| VideoSize::new(w, h).ok())
-            .ok_or_else(|| {
-                bad(format!(
-                    "size {w}x{h} is not even or not between 16 and 4096"
-                ))
-            })?;
+            .ok_or_else(|| bad(format!("size {w}x{h} is not even or not between 16 and 4096")))?;
         Ok(Self {
             path: path.to_owned(),
             size,
@@ -131,8 +124,7 @@ mod tests {
             .unwrap();
         for &luma in frames {
             let (y, uv) = (vec![luma; 256], vec![128u8; 64]);
-            enc.write_frame(&y4m::Frame::new([&y, &uv, &uv], None))
-                .unwrap();
+            enc.write_frame(&y4m::Frame::new([&y, &uv, &uv], None)).unwrap();
         }
         std::fs::write(path, out).unwrap();
     }
@@ -157,10 +149,7 @@ mod tests {
         assert_eq!(lumas, [10, 20, 30, 10, 20, 30, 10]);
 
         write_y4m(&path, &[], y4m::Colorspace::C420jpeg);
-        let err = Y4mFile::open(&path)
-            .unwrap()
-            .next_frame(0, capture())
-            .unwrap_err();
+        let err = Y4mFile::open(&path).unwrap().next_frame(0, capture()).unwrap_err();
         assert!(matches!(err, SourceError::EmptyFile { .. }), "{err}");
 
         write_y4m(&path, &[], y4m::Colorspace::C444);
@@ -168,10 +157,7 @@ mod tests {
         assert!(err.contains("not 8-bit 4:2:0"), "{err}");
 
         std::fs::write(&path, b"not a y4m file").unwrap();
-        assert!(matches!(
-            Y4mFile::open(&path),
-            Err(SourceError::BadY4m { .. })
-        ));
+        assert!(matches!(Y4mFile::open(&path), Err(SourceError::BadY4m { .. })));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

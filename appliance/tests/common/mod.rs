@@ -16,9 +16,7 @@ pub fn mado() -> Command {
 
 /// Runs a command and returns its output, failing the test when it fails.
 pub fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}):\n{}",
@@ -33,15 +31,7 @@ pub fn record_testpattern(dir: &Path, name: &str, size: &str, frames: u64) -> Pa
     let path = dir.join(name);
     run_ok(
         mado()
-            .args([
-                "record",
-                "--source",
-                "testpattern",
-                "--pace",
-                "fast",
-                "--size",
-                size,
-            ])
+            .args(["record", "--source", "testpattern", "--pace", "fast", "--size", size])
             .args([
                 "--frames".as_ref(),
                 frames.to_string().as_ref(),
