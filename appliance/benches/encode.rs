@@ -59,8 +59,12 @@ fn main() {
         }
     }
     println!();
-    println!("Latency is frame pushed to its packet out (metadata attached): back to back, and with frames paced at 30 fps.");
-    println!("| content | size | frames | encode fps | latency median / p95 | at 30 fps: median / p95 | kbps at 30 fps |");
+    println!(
+        "Latency is frame pushed to its packet out (metadata attached): back to back, and with frames paced at 30 fps."
+    );
+    println!(
+        "| content | size | frames | encode fps | latency median / p95 | at 30 fps: median / p95 | kbps at 30 fps |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for r in rows {
         println!(
@@ -114,7 +118,10 @@ fn bench(content: &'static str, input: Vec<Frame>, size: VideoSize) -> Row {
         paced_p95,
         kbps: bytes as f64 * 8.0 / (input.len() as f64 / 30.0) / 1000.0,
     };
-    println!("{content} {size}: {:.1} fps, median latency {:?}", row.fps, row.latency_median);
+    println!(
+        "{content} {size}: {:.1} fps, median latency {:?}",
+        row.fps, row.latency_median
+    );
     row
 }
 

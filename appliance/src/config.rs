@@ -50,12 +50,13 @@ impl<const MIN: i64, const MAX: i64> From<Ranged<MIN, MAX>> for i64 {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub source: SourceConfig,
     pub encoder: EncoderConfig,
     pub pipeline: PipelineConfig,
+    pub live: LiveConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +93,36 @@ pub struct PipelineConfig {
     pub queue_frames: Ranged<1, 64>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveConfig {
+    /// Address of the dashboard and the WHEP endpoint.
+    pub listen: std::net::SocketAddr,
+    /// UDP port all viewers' media goes through; 0 picks a free one.
+    pub udp_port: Ranged<0, 65535>,
+    /// Addresses offered to viewers as ICE host candidates; empty means
+    /// every address of every network interface.
+    pub announce: Vec<std::net::IpAddr>,
+    pub max_viewers: Ranged<1, 64>,
+    /// Forced keyframes (for joining viewers and loss reports) are at least this far apart.
+    pub keyframe_min_interval_ms: Ranged<0, 10_000>,
+    /// Rate each viewer's packets are paced out at, spreading keyframes over time; 0 means three times the bitrate.
+    pub pacing_kbps: Ranged<0, 1_000_000>,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        Self {
+            listen: ([0, 0, 0, 0], 8080).into(),
+            udp_port: Ranged::new_const(8189),
+            announce: Vec::new(),
+            max_viewers: Ranged::new_const(16),
+            keyframe_min_interval_ms: Ranged::new_const(300),
+            pacing_kbps: Ranged::new_const(0),
+        }
+    }
+}
+
 impl Default for SourceConfig {
     fn default() -> Self {
         Self {
@@ -119,16 +150,6 @@ impl Default for PipelineConfig {
     fn default() -> Self {
         Self {
             queue_frames: Ranged::new_const(3),
-        }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            source: SourceConfig::default(),
-            encoder: EncoderConfig::default(),
-            pipeline: PipelineConfig::default(),
         }
     }
 }
@@ -203,6 +224,12 @@ mod tests {
             ),
             ("[pipeline]\nqueue_frames = \"many\"\n", "queue_frames", "invalid type"),
             ("[networking]\n", "networking", "unknown field"),
+            ("[live]\nlisten = \"localhost\"\n", "listen", "invalid socket address"),
+            (
+                "[live]\nannounce = [\"10.0.0.300\"]\n",
+                "announce",
+                "invalid IP address",
+            ),
             ("[source\n", "source", "TOML parse error"),
         ] {
             let err = Config::from_toml(text).unwrap_err();

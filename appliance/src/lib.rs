@@ -8,6 +8,7 @@ pub mod av1;
 pub mod config;
 pub mod encode;
 pub mod frame;
+pub mod live;
 pub mod meta;
 pub mod pipeline;
 pub mod source;

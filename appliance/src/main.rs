@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the appliance (the default command).
-    Run(SourceArgs),
+    Run(RunArgs),
     /// Record the encoded stream, metadata included, to an IVF file.
     Record(RecordArgs),
     /// Print each frame's metadata from an IVF file as one JSON line.
@@ -48,6 +48,21 @@ struct SourceArgs {
     /// Frames per second.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=120))]
     fps: Option<u16>,
+}
+
+#[derive(Args, Default)]
+struct RunArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Address of the dashboard and WHEP endpoint, such as 0.0.0.0:8080.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// UDP port for all viewers' media; 0 picks a free one.
+    #[arg(long)]
+    udp_port: Option<u16>,
+    /// Most viewers at once.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    max_viewers: Option<u16>,
 }
 
 #[derive(Args)]
@@ -103,9 +118,18 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut config = Config::load(cli.config.as_deref()).context("loading the configuration")?;
-    match cli.command.unwrap_or(Command::Run(SourceArgs::default())) {
+    match cli.command.unwrap_or(Command::Run(RunArgs::default())) {
         Command::Run(args) => {
-            args.apply(&mut config)?;
+            args.source.apply(&mut config)?;
+            if let Some(listen) = args.listen {
+                config.live.listen = listen;
+            }
+            if let Some(port) = args.udp_port {
+                config.live.udp_port = Ranged::try_from(i64::from(port)).map_err(anyhow::Error::msg)?;
+            }
+            if let Some(max) = args.max_viewers {
+                config.live.max_viewers = Ranged::try_from(i64::from(max)).map_err(anyhow::Error::msg)?;
+            }
             cmd::run::run(&config)
         }
         Command::Record(args) => {

@@ -1,16 +1,26 @@
 //! The binary's commands.
 
+mod http;
 pub mod inspect;
+mod media_socket;
 pub mod record;
 pub mod run;
 
 use anyhow::Context as _;
 use mado::config::Config;
 use mado::encode::Rav1eEncoder;
+use mado::frame::VideoSize;
 use mado::pipeline::{Pace, Pipeline, PipelineOptions};
 
+/// A started pipeline and what it is encoding.
+pub struct Started {
+    pub pipeline: Pipeline,
+    pub source: String,
+    pub size: VideoSize,
+}
+
 /// Opens the configured source and encoder and starts the pipeline.
-pub fn start_pipeline(config: &Config, pace: Pace, frame_limit: Option<u64>) -> anyhow::Result<Pipeline> {
+pub fn start_pipeline(config: &Config, pace: Pace, frame_limit: Option<u64>) -> anyhow::Result<Started> {
     let spec = &config.source.kind;
     let source = mado::source::open(spec, config.source.size).with_context(|| format!("opening source {spec}"))?;
     let settings = config.encoder_settings(source.size());
@@ -21,5 +31,10 @@ pub fn start_pipeline(config: &Config, pace: Pace, frame_limit: Option<u64>) -> 
         queue_frames: config.pipeline.queue_frames.get() as usize,
         frame_limit,
     };
-    Ok(Pipeline::start(source, Box::new(encoder), options))
+    let (description, size) = (source.describe(), source.size());
+    Ok(Started {
+        pipeline: Pipeline::start(source, Box::new(encoder), options),
+        source: description,
+        size,
+    })
 }

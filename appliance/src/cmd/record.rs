@@ -12,7 +12,7 @@ use mado::pipeline::Pace;
 
 pub fn record(config: &Config, frames: u64, output: &Path, pace: Pace) -> anyhow::Result<ExitCode> {
     let file = File::create(output).with_context(|| format!("creating {}", output.display()))?;
-    let pipeline = super::start_pipeline(config, pace, Some(frames))?;
+    let pipeline = super::start_pipeline(config, pace, Some(frames))?.pipeline;
     let mut writer = None;
     let mut written = 0u64;
     while let Ok(packet) = pipeline.output().recv_blocking() {

@@ -69,7 +69,8 @@ fn a_stalled_encoder_never_blocks_a_live_source() {
     wait_for("the source to finish", || pipeline.stats().captured == 50);
     wait_for("the drop count to settle", || pipeline.stats().dropped == 50 - 1 - 4);
     for _ in 0..50 {
-        open_gate.send(()).unwrap();
+        // The encoder goes away once it has taken the last frame; later opens find no one.
+        let _ = open_gate.send(());
     }
     let seqs: Vec<u64> = std::iter::from_fn(|| pipeline.output().recv_blocking().ok())
         .map(|p| p.info.seq)

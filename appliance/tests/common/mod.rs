@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod live;
+
 use mado::av1::ivf::{IvfFrame, IvfHeader, IvfReader};
 
 /// A `mado` command from this build.

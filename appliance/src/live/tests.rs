@@ -1,0 +1,297 @@
+//! The hub driven by real str0m client peers on a simulated clock: no
+//! sockets, no threads, every datagram handed over in memory.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+use super::*;
+use crate::av1::obu::{remove_obus, ObuType};
+use crate::config::Config;
+use crate::encode::{EncodedFrame, Rav1eEncoder};
+use crate::frame::CaptureTime;
+use crate::meta::FrameMeta;
+use crate::pipeline::EncodeStage;
+use crate::source::{FrameSource, TestPattern};
+
+const HUB_ADDR: &str = "127.0.0.1:5000";
+
+struct Client {
+    rtc: Rtc,
+    addr: SocketAddr,
+    mid: Mid,
+    events: Vec<Event>,
+}
+
+impl Client {
+    fn received(&self) -> Vec<&MediaData> {
+        self.events
+            .iter()
+            .filter_map(|e| if let Event::MediaData(d) = e { Some(d) } else { None })
+            .collect()
+    }
+}
+
+/// A browser stand-in: a full-ICE str0m peer that wants to receive video.
+fn client(now: Instant, port: u16, codec: Codec) -> (Client, SdpOffer, SdpPendingOffer) {
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let builder = Rtc::builder().clear_codecs();
+    let builder = match codec {
+        Codec::Av1 => builder.enable_vp8(true).enable_av1(true),
+        _ => builder.enable_vp8(true),
+    };
+    let mut rtc = builder.build(now);
+    rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+    let mut change = rtc.sdp_api();
+    let mid = change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    let (offer, pending) = change.apply().unwrap();
+    (
+        Client {
+            rtc,
+            addr,
+            mid,
+            events: Vec::new(),
+        },
+        offer,
+        pending,
+    )
+}
+
+struct Net {
+    hub: Hub,
+    clients: Vec<Client>,
+    now: Instant,
+    forced_keyframes: usize,
+}
+
+impl Net {
+    fn new(max_viewers: usize) -> Self {
+        let config = HubConfig {
+            candidates: vec![HUB_ADDR.parse().unwrap()],
+            max_viewers,
+            keyframe_min_interval: Duration::from_millis(300),
+            pacing_kbps: 20_000,
+        };
+        Self {
+            hub: Hub::new(config, 7),
+            clients: Vec::new(),
+            now: Instant::now(),
+            forced_keyframes: 0,
+        }
+    }
+
+    /// Connects a new client; returns its index and session id.
+    fn join(&mut self, port: u16) -> (usize, ViewerId) {
+        let (mut client, offer, pending) = client(self.now, port, Codec::Av1);
+        let (id, answer) = self.hub.add_viewer(self.now, offer).unwrap();
+        client.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+        self.clients.push(client);
+        let index = self.clients.len() - 1;
+        let deadline = self.now + Duration::from_secs(5);
+        while !self.clients[index].rtc.is_connected() || self.hub.connected_count() < self.clients.len() {
+            assert!(self.now < deadline, "client on port {port} never connected");
+            self.advance(Duration::from_millis(5));
+        }
+        (index, id)
+    }
+
+    /// Moves time forward and delivers every datagram until the network is quiet.
+    fn advance(&mut self, dt: Duration) {
+        self.now += dt;
+        let now = self.now;
+        if self.hub.poll_timeout().is_some_and(|t| t <= now) {
+            self.hub.handle_timeout(now);
+        }
+        let mut to_hub = Vec::new();
+        for client in &mut self.clients {
+            client.rtc.handle_input(Input::Timeout(now)).unwrap();
+            drain(client, &mut to_hub);
+        }
+        loop {
+            for (source, destination, contents) in to_hub.drain(..) {
+                self.hub.handle_receive(now, source, destination, &contents);
+            }
+            let mut moved = false;
+            while let Some(output) = self.hub.poll_output() {
+                match output {
+                    HubOutput::ForceKeyframe => self.forced_keyframes += 1,
+                    HubOutput::Transmit {
+                        source,
+                        destination,
+                        contents,
+                    } => {
+                        moved = true;
+                        if let Some(client) = self.clients.iter_mut().find(|c| c.addr == destination) {
+                            let receive = Receive::new(Protocol::Udp, source, destination, &contents).unwrap();
+                            if client.rtc.handle_input(Input::Receive(now, receive)).is_ok() {
+                                drain(client, &mut to_hub);
+                            }
+                        }
+                    }
+                }
+            }
+            if !moved && to_hub.is_empty() {
+                break;
+            }
+        }
+    }
+
+    fn send(&mut self, frame: &EncodedFrame) {
+        self.hub.handle_frame(self.now, frame);
+        self.advance(Duration::from_millis(33));
+    }
+}
+
+fn drain(client: &mut Client, to_hub: &mut Vec<(SocketAddr, SocketAddr, Vec<u8>)>) {
+    while let Ok(output) = client.rtc.poll_output() {
+        match output {
+            Output::Timeout(_) => break,
+            Output::Transmit(t) => to_hub.push((t.source, t.destination, t.contents.to_vec())),
+            Output::Event(e) => client.events.push(e),
+        }
+    }
+}
+
+/// A stream encoded the way the appliance does it, keyframes every 30 frames.
+fn encoded_stream(frames: u64) -> Vec<EncodedFrame> {
+    let size = "160x120".parse().unwrap();
+    let mut config = Config::default();
+    config.encoder.keyframe_interval = crate::config::Ranged::new_const(30);
+    let mut stage = EncodeStage::new(Box::new(Rav1eEncoder::new(&config.encoder_settings(size)).unwrap()));
+    let mut source = TestPattern::new(size);
+    let mut out = Vec::new();
+    let start = Instant::now();
+    for seq in 0..frames {
+        let capture = CaptureTime {
+            mono: start + Duration::from_millis(33 * seq),
+            wall_us: 1_000_000 + 33_333 * seq,
+        };
+        stage
+            .push(Some(&source.next_frame(seq, capture).unwrap()), &mut out)
+            .unwrap();
+    }
+    stage.push(None, &mut out).unwrap();
+    out
+}
+
+#[test]
+fn a_viewer_receives_every_frame_with_its_metadata_intact() {
+    let stream = encoded_stream(40);
+    let mut net = Net::new(4);
+    net.join(6000);
+    assert_eq!(net.forced_keyframes, 1, "a new viewer asks for a keyframe");
+    for frame in &stream {
+        net.send(frame);
+    }
+    net.advance(Duration::from_millis(200));
+    let received = net.clients[0].received();
+    assert_eq!(received.len(), stream.len());
+    for (data, sent) in received.iter().zip(&stream) {
+        let meta = FrameMeta::find_in_temporal_unit(&data.data)
+            .unwrap()
+            .expect("metadata survives RTP");
+        assert_eq!(meta, sent.info.to_meta());
+        // Packetization drops only the temporal delimiter; every other OBU arrives byte for byte.
+        let expected = remove_obus(&sent.data, |o| o.obu_type == ObuType::TemporalDelimiter).unwrap();
+        assert_eq!(
+            &*data.data,
+            expected.as_slice(),
+            "frame {} changed in transit",
+            sent.info.seq
+        );
+        // The RTP timestamp is the capture time on the 90 kHz clock.
+        assert_eq!(
+            data.time.rebase(str0m::media::Frequency::NINETY_KHZ).numer() % (1 << 32),
+            (meta.capture_us * 9 / 100) % (1 << 32)
+        );
+    }
+}
+
+#[test]
+fn a_late_joiner_starts_at_a_keyframe_and_others_are_undisturbed() {
+    let stream = encoded_stream(64);
+    let mut net = Net::new(4);
+    net.join(6000);
+    for frame in &stream[..5] {
+        net.send(frame);
+    }
+    net.join(6001);
+    for frame in &stream[5..] {
+        net.send(frame);
+    }
+    net.advance(Duration::from_millis(200));
+    let first: Vec<u64> = net.clients[0]
+        .received()
+        .iter()
+        .map(|d| FrameMeta::find_in_temporal_unit(&d.data).unwrap().unwrap().seq)
+        .collect();
+    assert_eq!(first, (0..64).collect::<Vec<_>>(), "the first viewer got every frame");
+    let late: Vec<u64> = net.clients[1]
+        .received()
+        .iter()
+        .map(|d| FrameMeta::find_in_temporal_unit(&d.data).unwrap().unwrap().seq)
+        .collect();
+    // The pre-recorded stream cannot honour the forced keyframe, so the late
+    // viewer waits for the scheduled one at frame 30 and gets everything after.
+    assert_eq!(late, (30..64).collect::<Vec<_>>());
+    assert!(net.clients[1].received()[0].is_keyframe());
+    assert_eq!(net.forced_keyframes, 2);
+}
+
+#[test]
+fn keyframe_requests_from_viewers_are_rate_limited() {
+    let stream = encoded_stream(10);
+    let mut net = Net::new(4);
+    let (index, _) = net.join(6000);
+    net.send(&stream[0]);
+    let before = net.forced_keyframes;
+    for _ in 0..5 {
+        let mid = net.clients[index].mid;
+        let mut writer = net.clients[index].rtc.writer(mid).unwrap();
+        // A receiver's PLI goes out through its media; str0m sends it as RTCP.
+        let _ = writer.request_keyframe(None, KeyframeRequestKind::Pli);
+        net.advance(Duration::from_millis(20));
+    }
+    net.advance(Duration::from_millis(400));
+    let forced = net.forced_keyframes - before;
+    assert!(
+        (1..=2).contains(&forced),
+        "5 PLIs in 100 ms gave {forced} forced keyframes"
+    );
+}
+
+#[test]
+fn limits_and_bad_offers_are_refused_and_sessions_end() {
+    let mut net = Net::new(2);
+    let (_, first) = net.join(6000);
+    net.join(6001);
+    let (_, offer, _) = client(net.now, 6002, Codec::Av1);
+    assert_eq!(
+        net.hub.add_viewer(net.now, offer).unwrap_err(),
+        WhepError::ViewerLimit(2)
+    );
+    net.hub.remove_viewer(first).unwrap();
+    assert_eq!(net.hub.remove_viewer(first), Err(WhepError::NotFound));
+    assert_eq!(net.hub.viewer_count(), 1);
+    let (_, offer, _) = client(net.now, 6003, Codec::Vp8);
+    assert_eq!(net.hub.add_viewer(net.now, offer).unwrap_err(), WhepError::NoAv1Video);
+    assert_eq!("zz".parse::<ViewerId>(), Err(WhepError::NotFound));
+    assert_eq!(first.to_string().parse::<ViewerId>(), Ok(first));
+}
+
+#[test]
+fn a_viewer_that_vanishes_is_dropped() {
+    let mut net = Net::new(2);
+    net.join(6000);
+    assert_eq!(net.hub.viewer_count(), 1);
+    net.clients.clear(); // its datagrams now go nowhere
+    for _ in 0..120 {
+        net.advance(Duration::from_millis(250));
+    }
+    assert_eq!(net.hub.viewer_count(), 0, "a silent viewer is timed out");
+}

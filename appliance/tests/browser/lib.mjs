@@ -1,0 +1,297 @@
+// Shared helpers of the Chromium end-to-end tests: start the real `mado`
+// server, launch headless Chromium, open dashboards and read their test hooks.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { createSocket } from 'node:dgram';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { chromium } from 'playwright-core';
+
+export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+export const madoBin = process.env.MADO_BIN || join(repoRoot, 'target', 'debug', 'mado');
+export const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+export const vectorsPath = join(repoRoot, 'docs', 'metadata-vectors.json');
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export function log(...args) {
+  console.log('[e2e]', ...args);
+}
+
+/** A TCP port that was free a moment ago on `host`. */
+export function freeTcpPort(host = '127.0.0.1') {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, host, () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** A UDP port that was free a moment ago on `host`. */
+export function freeUdpPort(host = '127.0.0.1') {
+  return new Promise((resolve, reject) => {
+    const sock = createSocket('udp4');
+    sock.once('error', reject);
+    sock.bind(0, host, () => {
+      const { port } = sock.address();
+      sock.close(() => resolve(port));
+    });
+  });
+}
+
+let helpChecked = false;
+function checkBinary() {
+  if (helpChecked) return;
+  if (!existsSync(madoBin)) {
+    throw new Error(`mado binary not found at ${madoBin}: run \`cargo build -p mado\` or set MADO_BIN`);
+  }
+  const help = spawnSync(madoBin, ['run', '--help'], { encoding: 'utf8' });
+  const text = `${help.stdout}${help.stderr}`;
+  if (!text.includes('--listen')) {
+    throw new Error(`\`${madoBin} run --help\` does not list --listen; this build has no live server:\n${text}`);
+  }
+  helpChecked = true;
+}
+
+/**
+ * Starts `mado run` with the test pattern and waits until /api/status answers.
+ * Returns {proc, pid, baseUrl, port, udpPort, logs(), stop()}.
+ */
+export async function startMado({
+  size = '640x480',
+  fps = 30,
+  host = '127.0.0.1',
+  maxViewers,
+  extraArgs = [],
+  timeoutMs = 60_000,
+} = {}) {
+  checkBinary();
+  const port = await freeTcpPort(host);
+  const udpPort = await freeUdpPort(host);
+  const args = [
+    'run',
+    '--source', 'testpattern',
+    '--size', size,
+    '--fps', String(fps),
+    '--listen', `${host}:${port}`,
+    '--udp-port', String(udpPort),
+  ];
+  if (maxViewers !== undefined) args.push('--max-viewers', String(maxViewers));
+  args.push(...extraArgs);
+  const proc = spawn(madoBin, args, {
+    env: { ...process.env, MADO_LOG: process.env.MADO_LOG || 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const keep = (chunk) => {
+    output += chunk.toString();
+    if (output.length > 400_000) output = output.slice(-200_000);
+  };
+  proc.stdout.on('data', keep);
+  proc.stderr.on('data', keep);
+  let exited = null;
+  const exitPromise = new Promise((resolve) => {
+    proc.once('exit', (code, signal) => {
+      exited = { code, signal };
+      resolve(exited);
+    });
+  });
+  const killOnExit = () => {
+    if (!exited) proc.kill('SIGKILL');
+  };
+  process.once('exit', killOnExit);
+
+  const hostInUrl = host.includes(':') ? `[${host}]` : host;
+  const baseUrl = `http://${hostInUrl}:${port}`;
+  const server = {
+    proc,
+    pid: proc.pid,
+    baseUrl,
+    port,
+    udpPort,
+    args,
+    logs: () => output,
+    tail: (n = 40) => output.trim().split('\n').slice(-n).join('\n'),
+    exited: () => exited,
+    async stop() {
+      process.removeListener('exit', killOnExit);
+      if (exited) return exited;
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => !exited && proc.kill('SIGKILL'), 5000);
+      const result = await exitPromise;
+      clearTimeout(timer);
+      return result;
+    },
+  };
+
+  const deadline = Date.now() + timeoutMs;
+  let lastError = null;
+  while (Date.now() < deadline) {
+    if (exited) {
+      throw new Error(`mado exited (${JSON.stringify(exited)}) before serving /api/status; args: ${args.join(' ')}\n${server.tail()}`);
+    }
+    try {
+      const res = await fetch(`${baseUrl}/api/status`, { signal: AbortSignal.timeout(2000) });
+      if (res.ok) {
+        await res.json();
+        log(`mado started: ${args.join(' ')} (pid ${proc.pid})`);
+        return server;
+      }
+      lastError = `status ${res.status}`;
+    } catch (e) {
+      lastError = e.message;
+    }
+    await sleep(250);
+  }
+  await server.stop();
+  throw new Error(`mado did not answer GET /api/status within ${timeoutMs / 1000} s (${lastError})\n${server.tail()}`);
+}
+
+export async function getStatus(baseUrl) {
+  const res = await fetch(`${baseUrl}/api/status`, { cache: 'no-store', signal: AbortSignal.timeout(5000) });
+  if (!res.ok) throw new Error(`GET /api/status: ${res.status}`);
+  return res.json();
+}
+
+export const chromiumArgs = [
+  '--headless=new',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--allow-loopback-in-peer-connection',
+  '--autoplay-policy=no-user-gesture-required',
+  '--use-fake-ui-for-media-stream',
+  // Chromium names the decoder (inbound-rtp decoderImplementation) only while
+  // the page captures media; madoTest.revealDecoder() briefly captures the
+  // fake microphone for that.
+  '--use-fake-device-for-media-stream',
+  // Several dashboards at once in one browser: keep every page rendering.
+  '--disable-background-timer-throttling',
+  '--disable-renderer-backgrounding',
+  '--disable-backgrounding-occluded-windows',
+];
+
+/** Headless Chromium with a fresh profile. Returns {context, close()}. */
+export async function launchBrowser({ extraArgs = [] } = {}) {
+  if (!existsSync(chromiumPath)) throw new Error(`Chromium not found at ${chromiumPath} (set CHROMIUM)`);
+  const userDataDir = mkdtempSync(join(tmpdir(), 'mado-chromium-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: chromiumPath,
+    headless: true,
+    args: [...chromiumArgs, ...extraArgs],
+    viewport: { width: 1280, height: 800 },
+  });
+  return {
+    context,
+    async close() {
+      try {
+        await context.close();
+      } finally {
+        rmSync(userDataDir, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+/**
+ * Opens the dashboard in a page (reusing `page` when given) and records the
+ * page's console errors and uncaught exceptions in page.madoErrors.
+ */
+export async function openDashboard(context, url, page = null) {
+  const p = page || (await context.newPage());
+  p.madoErrors = [];
+  p.on('pageerror', (e) => p.madoErrors.push(`pageerror: ${e.message}`));
+  p.on('console', (m) => {
+    if (m.type() === 'error') p.madoErrors.push(`console.error: ${m.text()}`);
+  });
+  await p.goto(url, { waitUntil: 'load' });
+  await p.waitForFunction(() => !!window.madoTest, null, { timeout: 15_000 });
+  return p;
+}
+
+/** Fresh snapshot (getStats polled now) of the dashboard's test hooks. */
+export function snap(page) {
+  return page.evaluate(() => window.madoTest.refresh());
+}
+
+/** Polls `fn` until it returns a truthy value; throws `message` on timeout. */
+export async function waitFor(fn, { timeoutMs = 30_000, intervalMs = 250, message = 'condition' } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    last = await fn();
+    if (last) return last;
+    await sleep(intervalMs);
+  }
+  throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${message}`);
+}
+
+/** Waits until the page decodes at least `frames` frames; returns the snapshot. */
+export async function waitForDecoding(page, { frames = 30, timeoutMs = 45_000, what = 'page' } = {}) {
+  let last = null;
+  try {
+    return await waitFor(
+      async () => {
+        last = await snap(page);
+        return last.framesDecoded >= frames ? last : null;
+      },
+      { timeoutMs, intervalMs: 500, message: `${what} to decode ${frames} frames` },
+    );
+  } catch (e) {
+    const brief = last && {
+      state: last.state,
+      stateDetail: last.stateDetail,
+      connectionState: last.connectionState,
+      iceConnectionState: last.iceConnectionState,
+      framesReceived: last.framesReceived,
+      framesDecoded: last.framesDecoded,
+      codec: last.codec,
+      transformFrames: last.transformFrames,
+      errors: page.madoErrors,
+    };
+    e.message += `; last snapshot: ${JSON.stringify(brief)}`;
+    throw e;
+  }
+}
+
+export function quantile(values, q) {
+  if (!values.length) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const pos = (s.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return s[lo] + (s[hi] - s[lo]) * (pos - lo);
+}
+
+export function readVectors() {
+  return JSON.parse(readFileSync(vectorsPath, 'utf8'));
+}
+
+/** CPU time (user + system) of a process in seconds, from /proc/<pid>/stat. */
+export function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  return (utime + stime) / clockTicks();
+}
+
+let ticks = null;
+function clockTicks() {
+  if (ticks === null) {
+    const out = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+    ticks = Number(out.stdout.trim()) || 100;
+  }
+  return ticks;
+}

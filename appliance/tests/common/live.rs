@@ -1,0 +1,172 @@
+//! A running `mado run` and a str0m WHEP client talking to it over real
+//! UDP on loopback.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaData, MediaKind};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+/// `mado run` on loopback with free ports; killed on drop.
+pub struct Server {
+    child: Child,
+    pub base: String,
+}
+
+impl Server {
+    pub fn start(extra: &[&str]) -> Self {
+        let mut child = super::mado()
+            .args([
+                "run",
+                "--source",
+                "testpattern",
+                "--size",
+                "320x240",
+                "--listen",
+                "127.0.0.1:0",
+                "--udp-port",
+                "0",
+            ])
+            .args(extra)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting mado run");
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let base = loop {
+            let line = lines.next().expect("mado run exited early").unwrap();
+            if let Some(rest) = line.strip_prefix("mado: listening on ") {
+                break rest.trim_end_matches('/').to_owned();
+            }
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { child, base }
+    }
+
+    pub fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder().http_status_as_error(false).build().into()
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        let body = Self::agent()
+            .get(format!("{}/api/status", self.base))
+            .call()
+            .unwrap()
+            .into_body()
+            .read_to_string()
+            .unwrap();
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Posts `body` as `content_type` to /whep; returns status, Location and body.
+    pub fn post_whep(&self, content_type: &str, body: &[u8]) -> (u16, Option<String>, String) {
+        let mut resp = Self::agent()
+            .post(format!("{}/whep", self.base))
+            .header("content-type", content_type)
+            .send(body)
+            .unwrap();
+        let location = resp.headers().get("location").map(|v| v.to_str().unwrap().to_owned());
+        (
+            resp.status().as_u16(),
+            location,
+            resp.body_mut().read_to_string().unwrap(),
+        )
+    }
+
+    pub fn delete(&self, location: &str) -> u16 {
+        Self::agent()
+            .delete(format!("{}{location}", self.base))
+            .call()
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A receive-only WebRTC peer, like a browser tab.
+pub struct Viewer {
+    pub rtc: Rtc,
+    socket: UdpSocket,
+    addr: SocketAddr,
+    pending: Option<SdpPendingOffer>,
+    pub frames: Vec<MediaData>,
+}
+
+impl Viewer {
+    /// A viewer offering the given video codecs.
+    pub fn new(codecs: &[Codec]) -> (Self, String) {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+        let addr = socket.local_addr().unwrap();
+        let mut builder = Rtc::builder().clear_codecs();
+        for codec in codecs {
+            builder = match codec {
+                Codec::Av1 => builder.enable_av1(true),
+                Codec::Vp8 => builder.enable_vp8(true),
+                other => panic!("no test support for {other:?}"),
+            };
+        }
+        let mut rtc = builder.build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        let mut change = rtc.sdp_api();
+        change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        let (offer, pending) = change.apply().unwrap();
+        (
+            Self {
+                rtc,
+                socket,
+                addr,
+                pending: Some(pending),
+                frames: Vec::new(),
+            },
+            offer.to_sdp_string(),
+        )
+    }
+
+    pub fn accept(&mut self, answer: &str) {
+        let answer = SdpAnswer::from_sdp_string(answer).unwrap();
+        self.rtc
+            .sdp_api()
+            .accept_answer(self.pending.take().unwrap(), answer)
+            .unwrap();
+    }
+
+    /// Runs the peer for `duration`, collecting frames.
+    pub fn run_for(&mut self, duration: Duration) {
+        let end = Instant::now() + duration;
+        let mut buf = vec![0u8; 2048];
+        while Instant::now() < end {
+            loop {
+                match self.rtc.poll_output().unwrap() {
+                    Output::Timeout(_) => break,
+                    Output::Transmit(t) => {
+                        let _ = self.socket.send_to(&t.contents, t.destination);
+                    }
+                    Output::Event(Event::MediaData(d)) => self.frames.push(d),
+                    Output::Event(_) => {}
+                }
+            }
+            let input = match self.socket.recv_from(&mut buf) {
+                Ok((n, source)) => {
+                    let receive = Receive::new(Protocol::Udp, source, self.addr, &buf[..n]).unwrap();
+                    Input::Receive(Instant::now(), receive)
+                }
+                Err(_) => Input::Timeout(Instant::now()),
+            };
+            self.rtc.handle_input(input).unwrap();
+        }
+    }
+}
