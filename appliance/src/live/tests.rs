@@ -67,6 +67,9 @@ struct Net {
     clients: Vec<Client>,
     now: Instant,
     forced_keyframes: usize,
+    /// Drop every n-th datagram from the hub to a client, once connected.
+    drop_every: Option<usize>,
+    hub_datagrams: usize,
 }
 
 impl Net {
@@ -82,6 +85,8 @@ impl Net {
             clients: Vec::new(),
             now: Instant::now(),
             forced_keyframes: 0,
+            drop_every: None,
+            hub_datagrams: 0,
         }
     }
 
@@ -126,6 +131,10 @@ impl Net {
                         contents,
                     } => {
                         moved = true;
+                        self.hub_datagrams += 1;
+                        if self.drop_every.is_some_and(|n| self.hub_datagrams % n == 0) {
+                            continue; // lost on the way
+                        }
                         if let Some(client) = self.clients.iter_mut().find(|c| c.addr == destination) {
                             let receive = Receive::new(Protocol::Udp, source, destination, &contents).unwrap();
                             if client.rtc.handle_input(Input::Receive(now, receive)).is_ok() {
@@ -209,6 +218,37 @@ fn a_viewer_receives_every_frame_with_its_metadata_intact() {
             data.time.rebase(str0m::media::Frequency::NINETY_KHZ).numer() % (1 << 32),
             (meta.capture_us * 9 / 100) % (1 << 32)
         );
+    }
+}
+
+#[test]
+fn lost_packets_are_retransmitted_on_nack() {
+    let stream = encoded_stream(40);
+    let mut net = Net::new(4);
+    net.join(6000);
+    net.drop_every = Some(7);
+    for frame in &stream[..35] {
+        net.send(frame);
+    }
+    // A loss is noticed at the next packet; the last frames travel cleanly so every gap is seen.
+    net.drop_every = None;
+    for frame in &stream[35..] {
+        net.send(frame);
+    }
+    net.advance(Duration::from_millis(500));
+    let received = net.clients[0].received();
+    let seqs: Vec<u64> = received
+        .iter()
+        .map(|d| FrameMeta::find_in_temporal_unit(&d.data).unwrap().unwrap().seq)
+        .collect();
+    assert_eq!(
+        seqs,
+        (0..40).collect::<Vec<_>>(),
+        "every frame arrives whole despite 1 in 7 datagrams lost"
+    );
+    for (data, sent) in received.iter().zip(&stream) {
+        let expected = remove_obus(&sent.data, |o| o.obu_type == ObuType::TemporalDelimiter).unwrap();
+        assert_eq!(&*data.data, expected.as_slice());
     }
 }
 
