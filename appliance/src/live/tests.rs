@@ -70,6 +70,8 @@ struct Net {
     /// Drop every n-th datagram from the hub to a client, once connected.
     drop_every: Option<usize>,
     hub_datagrams: usize,
+    /// When each datagram from the hub left, and its size.
+    sent_log: Vec<(Instant, usize)>,
 }
 
 impl Net {
@@ -87,6 +89,16 @@ impl Net {
             forced_keyframes: 0,
             drop_every: None,
             hub_datagrams: 0,
+            sent_log: Vec::new(),
+        }
+    }
+
+    fn hub_config(&self) -> HubConfig {
+        HubConfig {
+            candidates: vec![HUB_ADDR.parse().unwrap()],
+            max_viewers: self.hub.max_viewers(),
+            keyframe_min_interval: Duration::from_millis(300),
+            pacing_kbps: 20_000,
         }
     }
 
@@ -132,6 +144,7 @@ impl Net {
                     } => {
                         moved = true;
                         self.hub_datagrams += 1;
+                        self.sent_log.push((now, contents.len()));
                         if self.drop_every.is_some_and(|n| self.hub_datagrams % n == 0) {
                             continue; // lost on the way
                         }
@@ -250,6 +263,43 @@ fn lost_packets_are_retransmitted_on_nack() {
         let expected = remove_obus(&sent.data, |o| o.obu_type == ObuType::TemporalDelimiter).unwrap();
         assert_eq!(&*data.data, expected.as_slice());
     }
+}
+
+#[test]
+fn a_large_keyframe_is_paced_out_not_burst() {
+    let mut net = Net::new(4);
+    net.hub = Hub::new(
+        HubConfig {
+            pacing_kbps: 3_000,
+            ..net.hub_config()
+        },
+        7,
+    );
+    net.join(6000);
+    // A 60 kB keyframe: 480 kbit, about 160 ms of wire time at 3 Mbit/s.
+    let mut frame = encoded_stream(1).remove(0);
+    let mut data = vec![0x12, 0x00, 0x32];
+    crate::av1::obu::write_leb128(60_000, &mut data);
+    data.resize(data.len() + 60_000, 0xaa);
+    frame.data = data;
+    net.sent_log.clear();
+    net.hub.handle_frame(net.now, &frame);
+    for _ in 0..100 {
+        net.advance(Duration::from_millis(5));
+    }
+    let media: Vec<Instant> = net
+        .sent_log
+        .iter()
+        .filter(|(_, len)| *len > 900)
+        .map(|(t, _)| *t)
+        .collect();
+    assert!(media.len() >= 50, "the frame went out in {} packets", media.len());
+    let spread = *media.last().unwrap() - media[0];
+    assert!(
+        spread >= Duration::from_millis(60),
+        "60 kB left within {spread:?}: a burst"
+    );
+    assert!(net.clients[0].received().len() == 1, "and it arrived whole");
 }
 
 #[test]
