@@ -67,6 +67,37 @@ pub struct SourceConfig {
     /// Picture size for sources that can produce any size.
     pub size: VideoSize,
     pub fps: Ranged<1, 120>,
+    /// Camera pixel format: auto picks the first of YU12, NV12, YUYV, MJPG the camera offers.
+    pub camera_format: CameraFormat,
+}
+
+/// A camera pixel format setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum CameraFormat {
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    #[serde(rename = "YU12")]
+    Yu12,
+    #[serde(rename = "NV12")]
+    Nv12,
+    #[serde(rename = "YUYV")]
+    Yuyv,
+    #[serde(rename = "MJPG")]
+    Mjpg,
+}
+
+impl CameraFormat {
+    pub fn pixel_format(self) -> Option<board::camera::PixelFormat> {
+        use board::camera::PixelFormat;
+        match self {
+            Self::Auto => None,
+            Self::Yu12 => Some(PixelFormat::Yu12),
+            Self::Nv12 => Some(PixelFormat::Nv12),
+            Self::Yuyv => Some(PixelFormat::Yuyv),
+            Self::Mjpg => Some(PixelFormat::Mjpeg),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +160,7 @@ impl Default for SourceConfig {
             kind: SourceSpec::Auto,
             size: VideoSize::new(640, 480).expect("valid"),
             fps: Ranged::new_const(30),
+            camera_format: CameraFormat::Auto,
         }
     }
 }
@@ -220,7 +252,7 @@ mod tests {
             (
                 "[source]\nkind = \"webcam\"\n",
                 "kind",
-                "expected auto, testpattern or file:PATH.y4m",
+                "expected auto, testpattern, camera",
             ),
             ("[pipeline]\nqueue_frames = \"many\"\n", "queue_frames", "invalid type"),
             ("[networking]\n", "networking", "unknown field"),

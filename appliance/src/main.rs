@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use mado::config::{Config, Ranged};
+use mado::config::{CameraFormat, Config, Ranged};
 use mado::frame::VideoSize;
 use mado::source::SourceSpec;
 
@@ -48,6 +48,15 @@ struct SourceArgs {
     /// Frames per second.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=120))]
     fps: Option<u16>,
+    /// Camera pixel format: auto, YU12, NV12, YUYV or MJPG.
+    #[arg(long, value_parser = parse_camera_format)]
+    camera_format: Option<CameraFormat>,
+}
+
+fn parse_camera_format(s: &str) -> Result<CameraFormat, String> {
+    toml::Value::String(s.to_owned())
+        .try_into()
+        .map_err(|_| format!("{s:?}: expected auto, YU12, NV12, YUYV or MJPG"))
 }
 
 #[derive(Args, Default)]
@@ -94,6 +103,9 @@ impl SourceArgs {
         }
         if let Some(size) = self.size {
             config.source.size = size;
+        }
+        if let Some(format) = self.camera_format {
+            config.source.camera_format = format;
         }
         if let Some(fps) = self.fps {
             config.source.fps = Ranged::try_from(i64::from(fps)).map_err(anyhow::Error::msg)?;

@@ -75,7 +75,7 @@ fn missing_or_bad_sources_are_reported() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "clap rejects the argument");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("expected auto, testpattern or file:PATH.y4m"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected auto, testpattern, camera"));
 }
 
 #[test]

@@ -1,7 +1,10 @@
-//! Board support for the Mado appliance: the status LED over GPIO.
+//! Board support for the Mado appliance: the camera over V4L2 and the status
+//! LED over GPIO.
 //!
 //! On a machine that is not a Raspberry Pi the board reports itself absent
 //! and every output becomes a no-op, so the appliance runs anywhere.
+
+pub mod camera;
 
 use rppal::gpio::{Gpio, OutputPin};
 use thiserror::Error;

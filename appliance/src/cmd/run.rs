@@ -195,7 +195,11 @@ impl Driver<'_> {
             "frames_dropped": stats.dropped,
             "encode_latency_ms": stats.last_latency_us as f64 / 1000.0,
             "inference_ms": null,
-            "camera": "none",
+            "camera": match (self.source.starts_with("camera"), stats.source_lost) {
+                (false, _) => "none",
+                (true, false) => "ok",
+                (true, true) => "lost",
+            },
         });
         if let (Ok(mut shared), serde_json::Value::Object(fields)) = (self.state.status.lock(), status) {
             *shared = fields;

@@ -61,6 +61,8 @@ pub struct PipelineStats {
     pub encoded_bytes: AtomicU64,
     /// Capture to packet out, for the last frame, in microseconds.
     pub last_latency_us: AtomicU64,
+    /// The source (a camera) is gone and being retried.
+    pub source_lost: AtomicBool,
 }
 
 /// A snapshot of [`PipelineStats`].
@@ -71,6 +73,7 @@ pub struct StatsSnapshot {
     pub encoded: u64,
     pub encoded_bytes: u64,
     pub last_latency_us: u64,
+    pub source_lost: bool,
 }
 
 impl PipelineStats {
@@ -82,6 +85,7 @@ impl PipelineStats {
             encoded: get(&self.encoded),
             encoded_bytes: get(&self.encoded_bytes),
             last_latency_us: get(&self.last_latency_us),
+            source_lost: self.source_lost.load(Ordering::Relaxed),
         }
     }
 }
@@ -186,9 +190,10 @@ fn run_source(
     stop: &AtomicBool,
 ) -> Result<(), PipelineError> {
     let mut pacer = match options.pace {
-        Pace::RealTime { fps } => Some(Pacer::new(fps)),
-        Pace::AsFastAsPossible => None,
+        Pace::RealTime { fps } if !source.paced_by_device() => Some(Pacer::new(fps)),
+        _ => None,
     };
+    let mut backoff = Backoff::default();
     let mut seq = 0;
     while !stop.load(Ordering::Relaxed) && options.frame_limit.is_none_or(|limit| seq < limit) {
         let now = Instant::now();
@@ -200,13 +205,28 @@ fn run_source(
                 continue;
             }
         }
-        let frame = source.next_frame(
+        let frame = match source.next_frame(
             seq,
             CaptureTime {
                 mono: now,
                 wall_us: wall_clock_us(),
             },
-        )?;
+        ) {
+            Ok(frame) => frame,
+            Err(e) if e.is_transient() => {
+                // A camera that went away: keep everything else running and retry.
+                if !stats.source_lost.swap(true, Ordering::Relaxed) {
+                    tracing::warn!("source lost: {e}; retrying");
+                }
+                std::thread::sleep(backoff.next_delay());
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if stats.source_lost.swap(false, Ordering::Relaxed) {
+            tracing::info!("source back: {}", source.describe());
+        }
+        backoff = Backoff::default();
         seq += 1;
         stats.captured.fetch_add(1, Ordering::Relaxed);
         if frames.push(frame).is_err() {
@@ -215,6 +235,20 @@ fn run_source(
         stats.dropped.store(frames.dropped(), Ordering::Relaxed);
     }
     Ok(())
+}
+
+/// Retry delays for a lost source: 100 ms, doubling up to 2 s.
+#[derive(Debug, Default)]
+struct Backoff {
+    attempts: u32,
+}
+
+impl Backoff {
+    fn next_delay(&mut self) -> std::time::Duration {
+        let delay = std::time::Duration::from_millis(100) * 2u32.pow(self.attempts.min(4));
+        self.attempts += 1;
+        delay.min(std::time::Duration::from_secs(2))
+    }
 }
 
 fn run_encoder(

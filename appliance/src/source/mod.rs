@@ -1,6 +1,7 @@
 //! Frame sources behind one interface: the built-in test pattern, Y4M files,
 //! and (on the board) the camera.
 
+mod camera;
 mod pacer;
 mod testpattern;
 mod y4m_file;
@@ -14,13 +15,14 @@ use thiserror::Error;
 
 use crate::frame::{CaptureTime, Frame, FrameError, VideoSize};
 
+pub use camera::CameraSource;
 pub use pacer::Pacer;
 pub use testpattern::{target_rect, TargetRect, TestPattern, TARGET_LABEL, TARGET_MODEL};
 pub use y4m_file::Y4mFile;
 
 #[derive(Debug, Error)]
 pub enum SourceError {
-    #[error("unknown source {0:?}: expected auto, testpattern or file:PATH.y4m")]
+    #[error("unknown source {0:?}: expected auto, testpattern, camera, camera:/dev/videoN or file:PATH.y4m")]
     UnknownSpec(String),
     #[error("cannot open {path}: {source}")]
     Open { path: PathBuf, source: std::io::Error },
@@ -30,6 +32,21 @@ pub enum SourceError {
     EmptyFile { path: PathBuf },
     #[error(transparent)]
     Frame(#[from] FrameError),
+    #[error("no camera found")]
+    NoCamera,
+    #[error("camera: {0}")]
+    Camera(#[from] board::camera::CameraError),
+}
+
+impl SourceError {
+    /// True when trying again later may succeed (a camera unplugged or busy).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::NoCamera => true,
+            Self::Camera(e) => e.is_transient(),
+            _ => false,
+        }
+    }
 }
 
 /// Where frames come from, as written in the config or on the command line.
@@ -39,6 +56,8 @@ pub enum SourceSpec {
     /// The camera when there is one, else the test pattern.
     Auto,
     TestPattern,
+    /// A V4L2 camera: the given device, or the first one present.
+    Camera(Option<PathBuf>),
     File(PathBuf),
 }
 
@@ -48,8 +67,10 @@ impl FromStr for SourceSpec {
         match s {
             "auto" => Ok(Self::Auto),
             "testpattern" => Ok(Self::TestPattern),
-            _ => match s.strip_prefix("file:") {
-                Some(path) if !path.is_empty() => Ok(Self::File(path.into())),
+            "camera" => Ok(Self::Camera(None)),
+            _ => match (s.strip_prefix("file:"), s.strip_prefix("camera:")) {
+                (Some(path), _) if !path.is_empty() => Ok(Self::File(path.into())),
+                (_, Some(path)) if !path.is_empty() => Ok(Self::Camera(Some(path.into()))),
                 _ => Err(SourceError::UnknownSpec(s.to_owned())),
             },
         }
@@ -61,6 +82,8 @@ impl fmt::Display for SourceSpec {
         match self {
             Self::Auto => f.write_str("auto"),
             Self::TestPattern => f.write_str("testpattern"),
+            Self::Camera(None) => f.write_str("camera"),
+            Self::Camera(Some(path)) => write!(f, "camera:{}", path.display()),
             Self::File(path) => write!(f, "file:{}", path.display()),
         }
     }
@@ -88,16 +111,36 @@ pub trait FrameSource: Send {
     fn next_frame(&mut self, seq: u64, capture: CaptureTime) -> Result<Frame, SourceError>;
     /// A short description for logs.
     fn describe(&self) -> String;
+    /// True when the source delivers frames at its own pace (a camera):
+    /// `next_frame` then blocks until one arrives and stamps it itself.
+    fn paced_by_device(&self) -> bool {
+        false
+    }
 }
 
-/// Opens the source named by `spec`; `size` applies to sources that can take any size.
-pub fn open(spec: &SourceSpec, size: VideoSize) -> Result<Box<dyn FrameSource>, SourceError> {
+/// What a source is asked for; sources that cannot choose ignore it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceRequest {
+    pub size: VideoSize,
+    pub fps: u32,
+    /// For cameras: this pixel format only.
+    pub camera_format: Option<board::camera::PixelFormat>,
+}
+
+/// Opens the source named by `spec`.
+pub fn open(spec: &SourceSpec, request: SourceRequest) -> Result<Box<dyn FrameSource>, SourceError> {
+    let camera = |path: Option<PathBuf>| CameraSource::open(path, request.size, request.fps, request.camera_format);
     match spec {
-        SourceSpec::Auto => {
-            tracing::info!("no camera support in this build; using the test pattern");
-            Ok(Box::new(TestPattern::new(size)))
-        }
-        SourceSpec::TestPattern => Ok(Box::new(TestPattern::new(size))),
+        SourceSpec::Auto => match camera(None) {
+            Ok(camera) => Ok(Box::new(camera)),
+            Err(SourceError::NoCamera) => {
+                tracing::info!("no camera found; using the test pattern");
+                Ok(Box::new(TestPattern::new(request.size)))
+            }
+            Err(e) => Err(e),
+        },
+        SourceSpec::TestPattern => Ok(Box::new(TestPattern::new(request.size))),
+        SourceSpec::Camera(path) => Ok(Box::new(camera(path.clone())?)),
         SourceSpec::File(path) => Ok(Box::new(Y4mFile::open(path)?)),
     }
 }
@@ -108,12 +151,18 @@ mod tests {
 
     #[test]
     fn specs_parse_and_print_back() {
-        for text in ["auto", "testpattern", "file:clips/street.y4m"] {
+        for text in [
+            "auto",
+            "testpattern",
+            "camera",
+            "camera:/dev/video2",
+            "file:clips/street.y4m",
+        ] {
             assert_eq!(text.parse::<SourceSpec>().unwrap().to_string(), text);
         }
-        for bad in ["", "camera", "file:", "testpattern "] {
+        for bad in ["", "webcam", "file:", "camera:", "testpattern "] {
             let err = bad.parse::<SourceSpec>().unwrap_err().to_string();
-            assert!(err.contains("expected auto, testpattern or file:PATH.y4m"), "{err}");
+            assert!(err.contains("expected auto, testpattern, camera"), "{err}");
         }
     }
 }

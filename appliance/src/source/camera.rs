@@ -1,0 +1,136 @@
+//! The board's camera as a frame source. It is paced by the device, stamps
+//! frames with the driver's capture time, and reopens the device by itself
+//! after it disappears.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use board::camera::{list_cameras, monotonic_now, Camera, CameraError, CameraRequest, PixelFormat};
+
+use super::{FrameSource, SourceError};
+use crate::frame::{CaptureTime, Frame, FrameInfo, VideoSize, Yuv420};
+use crate::pipeline::wall_clock_us;
+
+pub struct CameraSource {
+    /// `None`: the first capture device present.
+    path: Option<PathBuf>,
+    request: CameraRequest,
+    camera: Option<Camera>,
+    size: VideoSize,
+    buffer: Vec<u8>,
+}
+
+impl CameraSource {
+    /// Opens the camera at `path` (or the first one) now, so a missing or
+    /// unusable camera is reported at start-up.
+    pub fn open(
+        path: Option<PathBuf>,
+        size: VideoSize,
+        fps: u32,
+        format: Option<PixelFormat>,
+    ) -> Result<Self, SourceError> {
+        let request = CameraRequest {
+            width: size.width(),
+            height: size.height(),
+            fps,
+            format,
+        };
+        let mut source = Self {
+            path,
+            request,
+            camera: None,
+            size,
+            buffer: Vec::new(),
+        };
+        source.connect()?;
+        Ok(source)
+    }
+
+    fn connect(&mut self) -> Result<(), SourceError> {
+        let path = match &self.path {
+            Some(path) => path.clone(),
+            None => list_cameras()
+                .into_iter()
+                .next()
+                .map(|c| c.path)
+                .ok_or(SourceError::NoCamera)?,
+        };
+        let camera = Camera::open(&path, self.request)?;
+        let (w, h) = camera.size();
+        let size = VideoSize::new(w, h)?;
+        if self.camera.is_none() && size != self.size && self.size_locked() {
+            // After a reconnect the stream must keep its size: the encoder is configured for it.
+            return Err(SourceError::Camera(CameraError::NoUsableFormat {
+                path,
+                offered: format!("{size} where {} was negotiated before", self.size),
+            }));
+        }
+        self.size = size;
+        self.camera = Some(camera);
+        Ok(())
+    }
+
+    fn size_locked(&self) -> bool {
+        !self.buffer.is_empty()
+    }
+}
+
+impl FrameSource for CameraSource {
+    fn size(&self) -> VideoSize {
+        self.size
+    }
+
+    fn paced_by_device(&self) -> bool {
+        true
+    }
+
+    fn next_frame(&mut self, seq: u64, _due: CaptureTime) -> Result<Frame, SourceError> {
+        if self.camera.is_none() {
+            self.connect()?;
+            tracing::info!("camera is back");
+        }
+        let camera = self.camera.as_mut().expect("connected above");
+        let captured = match camera.next_frame(&mut self.buffer) {
+            Ok(captured) => captured,
+            Err(e) => {
+                self.camera = None; // closes the device; the next call reopens it
+                return Err(e.into());
+            }
+        };
+        // Map the driver's monotonic timestamp onto both of our clocks.
+        let age = monotonic_now()
+            .saturating_sub(captured.monotonic)
+            .min(Duration::from_secs(10));
+        let now = Instant::now();
+        let capture = CaptureTime {
+            mono: now.checked_sub(age).unwrap_or(now),
+            wall_us: wall_clock_us() - age.as_micros() as u64,
+        };
+        let image = Yuv420::from_bytes(self.size, self.buffer.clone())?;
+        Ok(Frame {
+            info: FrameInfo {
+                seq,
+                capture,
+                size: self.size,
+                detections: None,
+            },
+            image: Arc::new(image),
+        })
+    }
+
+    fn describe(&self) -> String {
+        match &self.camera {
+            Some(camera) => format!("camera {} {} {}", self.path_name(), self.size, camera.format()),
+            None => format!("camera {} (lost)", self.path_name()),
+        }
+    }
+}
+
+impl CameraSource {
+    fn path_name(&self) -> String {
+        self.path
+            .as_ref()
+            .map_or("(first found)".into(), |p| p.display().to_string())
+    }
+}

@@ -1,0 +1,321 @@
+//! Conversion of camera pixel formats to I420 (8-bit planar 4:2:0: the Y
+//! plane, then U, then V, without padding), which the encoder and the
+//! detector take.
+
+use thiserror::Error;
+use yuvutils_rs::{BufferStoreMut, YuvPackedImage, YuvPlanarImageMut};
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConvertError {
+    #[error("{format} frame of {width}x{height} needs {need} bytes, the buffer holds {got}")]
+    ShortBuffer {
+        format: PixelFormat,
+        width: u32,
+        height: u32,
+        need: usize,
+        got: usize,
+    },
+    #[error("width and height must be even, got {0}x{1}")]
+    OddSize(u32, u32),
+    #[error("YUYV conversion failed: {0}")]
+    Yuv(String),
+    #[error("MJPEG frame does not decode: {0}")]
+    Jpeg(String),
+    #[error("MJPEG frame is {got_w}x{got_h}, the stream was negotiated at {want_w}x{want_h}")]
+    JpegSize {
+        got_w: u32,
+        got_h: u32,
+        want_w: u32,
+        want_h: u32,
+    },
+}
+
+/// The capture formats the appliance accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PixelFormat {
+    /// Packed 4:2:2, `Y0 U Y1 V`.
+    Yuyv,
+    /// Y plane, then interleaved `U V` at half resolution.
+    Nv12,
+    /// Planar 4:2:0 (I420): Y, U, V.
+    Yu12,
+    /// Motion JPEG: each frame a JPEG image.
+    Mjpeg,
+}
+
+impl PixelFormat {
+    pub const ALL: [PixelFormat; 4] = [Self::Yu12, Self::Nv12, Self::Yuyv, Self::Mjpeg];
+
+    pub fn fourcc(self) -> [u8; 4] {
+        match self {
+            Self::Yuyv => *b"YUYV",
+            Self::Nv12 => *b"NV12",
+            Self::Yu12 => *b"YU12",
+            Self::Mjpeg => *b"MJPG",
+        }
+    }
+
+    pub fn from_fourcc(fourcc: [u8; 4]) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.fourcc() == fourcc)
+    }
+
+    /// Bytes per line of the first plane when the driver adds no padding.
+    pub fn min_stride(self, width: u32) -> u32 {
+        match self {
+            Self::Yuyv => width * 2,
+            Self::Nv12 | Self::Yu12 => width,
+            Self::Mjpeg => 0,
+        }
+    }
+}
+
+impl std::fmt::Display for PixelFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(std::str::from_utf8(&self.fourcc()).unwrap_or("????"))
+    }
+}
+
+/// One raw frame as the driver delivered it.
+#[derive(Debug, Clone, Copy)]
+pub struct RawFrame<'a> {
+    pub format: PixelFormat,
+    pub width: u32,
+    pub height: u32,
+    /// Bytes per line of the first plane (V4L2 `bytesperline`); 0 means no padding.
+    pub stride: u32,
+    pub data: &'a [u8],
+}
+
+/// Converts `frame` to I420 into `out` (resized to fit).
+pub fn to_i420(frame: &RawFrame<'_>, out: &mut Vec<u8>) -> Result<(), ConvertError> {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    if w % 2 != 0 || h % 2 != 0 {
+        return Err(ConvertError::OddSize(frame.width, frame.height));
+    }
+    out.resize(w * h * 3 / 2, 0);
+    let stride = match frame.stride {
+        0 => frame.format.min_stride(frame.width) as usize,
+        s => s as usize,
+    };
+    let need = match frame.format {
+        PixelFormat::Yuyv => stride * h,
+        PixelFormat::Nv12 | PixelFormat::Yu12 => stride * h * 3 / 2,
+        PixelFormat::Mjpeg => 0,
+    };
+    if frame.data.len() < need || (frame.format == PixelFormat::Mjpeg && frame.data.is_empty()) {
+        let (format, width, height, got) = (frame.format, frame.width, frame.height, frame.data.len());
+        return Err(ConvertError::ShortBuffer {
+            format,
+            width,
+            height,
+            need,
+            got,
+        });
+    }
+    let (y_out, uv_out) = out.split_at_mut(w * h);
+    let (u_out, v_out) = uv_out.split_at_mut(w * h / 4);
+    match frame.format {
+        PixelFormat::Yu12 => {
+            copy_plane(frame.data, stride, y_out, w, h);
+            let chroma = &frame.data[stride * h..];
+            copy_plane(chroma, stride / 2, u_out, w / 2, h / 2);
+            copy_plane(&chroma[stride / 2 * h / 2..], stride / 2, v_out, w / 2, h / 2);
+        }
+        PixelFormat::Nv12 => {
+            copy_plane(frame.data, stride, y_out, w, h);
+            let uv = &frame.data[stride * h..];
+            for row in 0..h / 2 {
+                let line = &uv[row * stride..row * stride + w];
+                let (u_line, v_line) = (&mut u_out[row * w / 2..][..w / 2], &mut v_out[row * w / 2..][..w / 2]);
+                for ((pair, u), v) in line.chunks_exact(2).zip(u_line).zip(v_line) {
+                    *u = pair[0];
+                    *v = pair[1];
+                }
+            }
+        }
+        // yuvutils' SIMD path takes only unpadded lines; padded ones go row by row.
+        PixelFormat::Yuyv if stride == w * 2 => {
+            let packed = YuvPackedImage {
+                yuy: &frame.data[..need],
+                yuy_stride: stride as u32,
+                width: frame.width,
+                height: frame.height,
+            };
+            let mut planar = YuvPlanarImageMut {
+                y_plane: BufferStoreMut::Borrowed(y_out),
+                y_stride: frame.width,
+                u_plane: BufferStoreMut::Borrowed(u_out),
+                u_stride: frame.width / 2,
+                v_plane: BufferStoreMut::Borrowed(v_out),
+                v_stride: frame.width / 2,
+                width: frame.width,
+                height: frame.height,
+            };
+            yuvutils_rs::yuyv422_to_yuv420(&mut planar, &packed).map_err(|e| ConvertError::Yuv(e.to_string()))?;
+        }
+        PixelFormat::Yuyv => yuyv_rows_to_i420(frame.data, stride, w, h, y_out, u_out, v_out),
+        PixelFormat::Mjpeg => mjpeg_to_i420(frame, y_out, u_out, v_out)?,
+    }
+    Ok(())
+}
+
+/// Packed 4:2:2 to planar 4:2:0, averaging the chroma of each pair of lines.
+fn yuyv_rows_to_i420(src: &[u8], stride: usize, w: usize, h: usize, y: &mut [u8], u: &mut [u8], v: &mut [u8]) {
+    for row in 0..h / 2 {
+        let top = &src[2 * row * stride..][..w * 2];
+        let bottom = &src[(2 * row + 1) * stride..][..w * 2];
+        let (y_top, y_bottom) = y[2 * row * w..][..2 * w].split_at_mut(w);
+        for (line, out) in [(top, y_top), (bottom, y_bottom)] {
+            for (px, luma) in out.iter_mut().enumerate() {
+                *luma = line[px * 2];
+            }
+        }
+        for col in 0..w / 2 {
+            let avg = |at: usize| ((u16::from(top[at]) + u16::from(bottom[at]) + 1) / 2) as u8;
+            u[row * w / 2 + col] = avg(col * 4 + 1);
+            v[row * w / 2 + col] = avg(col * 4 + 3);
+        }
+    }
+}
+
+fn copy_plane(src: &[u8], src_stride: usize, dst: &mut [u8], width: usize, height: usize) {
+    for (row, line) in dst.chunks_exact_mut(width).take(height).enumerate() {
+        line.copy_from_slice(&src[row * src_stride..row * src_stride + width]);
+    }
+}
+
+/// Decodes to full-resolution YCbCr, then averages each 2x2 block of chroma.
+fn mjpeg_to_i420(
+    frame: &RawFrame<'_>,
+    y_out: &mut [u8],
+    u_out: &mut [u8],
+    v_out: &mut [u8],
+) -> Result<(), ConvertError> {
+    use zune_core::colorspace::ColorSpace;
+    use zune_core::options::DecoderOptions;
+    let options = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::YCbCr);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(frame.data, options);
+    let ycbcr = decoder.decode().map_err(|e| ConvertError::Jpeg(format!("{e:?}")))?;
+    let (got_w, got_h) = decoder.dimensions().map_or((0, 0), |(w, h)| (w as u32, h as u32));
+    if (got_w, got_h) != (frame.width, frame.height) || ycbcr.len() != (got_w * got_h * 3) as usize {
+        return Err(ConvertError::JpegSize {
+            got_w,
+            got_h,
+            want_w: frame.width,
+            want_h: frame.height,
+        });
+    }
+    let w = frame.width as usize;
+    for (y, px) in y_out.iter_mut().zip(ycbcr.chunks_exact(3)) {
+        *y = px[0];
+    }
+    for row in 0..frame.height as usize / 2 {
+        let (top, bottom) = (
+            &ycbcr[2 * row * w * 3..][..w * 3],
+            &ycbcr[(2 * row + 1) * w * 3..][..w * 3],
+        );
+        for col in 0..w / 2 {
+            let avg = |c: usize| {
+                let at = |line: &[u8], x: usize| u16::from(line[x * 3 + c]);
+                ((at(top, 2 * col) + at(top, 2 * col + 1) + at(bottom, 2 * col) + at(bottom, 2 * col + 1) + 2) / 4)
+                    as u8
+            };
+            u_out[row * w / 2 + col] = avg(1);
+            v_out[row * w / 2 + col] = avg(2);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 4x2 I420 picture with distinct values, and the same in each format.
+    fn reference() -> (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>) {
+        let y = [10u8, 20, 30, 40, 50, 60, 70, 80];
+        let (u, v) = ([100u8, 110], [200u8, 210]);
+        let i420 = [&y[..], &u, &v].concat();
+        let nv12 = [&y[..], &[100, 200, 110, 210]].concat();
+        // YUYV carries chroma per line; both lines get the same, so 4:2:0 averaging is exact.
+        let yuyv = vec![10, 100, 20, 200, 30, 110, 40, 210, 50, 100, 60, 200, 70, 110, 80, 210];
+        (i420.clone(), i420, nv12, yuyv)
+    }
+
+    fn convert(format: PixelFormat, stride: u32, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        to_i420(
+            &RawFrame {
+                format,
+                width: 4,
+                height: 2,
+                stride,
+                data,
+            },
+            &mut out,
+        )
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn planar_semi_planar_and_packed_formats_give_the_same_picture() {
+        let (want, yu12, nv12, yuyv) = reference();
+        assert_eq!(convert(PixelFormat::Yu12, 0, &yu12), want);
+        assert_eq!(convert(PixelFormat::Nv12, 0, &nv12), want);
+        assert_eq!(convert(PixelFormat::Yuyv, 0, &yuyv), want);
+    }
+
+    #[test]
+    fn padded_lines_are_skipped() {
+        let (want, _, nv12, yuyv) = reference();
+        // NV12 with 2 bytes of padding per line of both planes.
+        let pad = |data: &[u8], width: usize, stride: usize| -> Vec<u8> {
+            data.chunks(width)
+                .flat_map(|line| line.iter().copied().chain(std::iter::repeat_n(0xee, stride - width)))
+                .collect()
+        };
+        assert_eq!(convert(PixelFormat::Nv12, 6, &pad(&nv12, 4, 6)), want);
+        assert_eq!(convert(PixelFormat::Yuyv, 12, &pad(&yuyv, 8, 12)), want);
+    }
+
+    #[test]
+    fn short_or_odd_buffers_are_errors() {
+        let mut out = Vec::new();
+        let frame = RawFrame {
+            format: PixelFormat::Yuyv,
+            width: 4,
+            height: 2,
+            stride: 0,
+            data: &[0; 15],
+        };
+        assert!(matches!(
+            to_i420(&frame, &mut out),
+            Err(ConvertError::ShortBuffer { need: 16, .. })
+        ));
+        let frame = RawFrame {
+            format: PixelFormat::Yu12,
+            width: 3,
+            height: 2,
+            stride: 0,
+            data: &[0; 64],
+        };
+        assert_eq!(to_i420(&frame, &mut out), Err(ConvertError::OddSize(3, 2)));
+        let frame = RawFrame {
+            format: PixelFormat::Mjpeg,
+            width: 4,
+            height: 2,
+            stride: 0,
+            data: b"not a jpeg",
+        };
+        assert!(matches!(to_i420(&frame, &mut out), Err(ConvertError::Jpeg(_))));
+    }
+
+    #[test]
+    fn fourccs_round_trip() {
+        for format in PixelFormat::ALL {
+            assert_eq!(PixelFormat::from_fourcc(format.fourcc()), Some(format));
+        }
+        assert_eq!(PixelFormat::from_fourcc(*b"RGB3"), None);
+    }
+}
