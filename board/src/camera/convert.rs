@@ -3,7 +3,6 @@
 //! detector take.
 
 use thiserror::Error;
-use yuvutils_rs::{BufferStoreMut, YuvPackedImage, YuvPlanarImageMut};
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ConvertError {
@@ -17,8 +16,6 @@ pub enum ConvertError {
     },
     #[error("width and height must be even, got {0}x{1}")]
     OddSize(u32, u32),
-    #[error("YUYV conversion failed: {0}")]
-    Yuv(String),
     #[error("MJPEG frame does not decode: {0}")]
     Jpeg(String),
     #[error("MJPEG frame is {got_w}x{got_h}, the stream was negotiated at {want_w}x{want_h}")]
@@ -133,26 +130,6 @@ pub fn to_i420(frame: &RawFrame<'_>, out: &mut Vec<u8>) -> Result<(), ConvertErr
                 }
             }
         }
-        // yuvutils' SIMD path takes only unpadded lines; padded ones go row by row.
-        PixelFormat::Yuyv if stride == w * 2 => {
-            let packed = YuvPackedImage {
-                yuy: &frame.data[..need],
-                yuy_stride: stride as u32,
-                width: frame.width,
-                height: frame.height,
-            };
-            let mut planar = YuvPlanarImageMut {
-                y_plane: BufferStoreMut::Borrowed(y_out),
-                y_stride: frame.width,
-                u_plane: BufferStoreMut::Borrowed(u_out),
-                u_stride: frame.width / 2,
-                v_plane: BufferStoreMut::Borrowed(v_out),
-                v_stride: frame.width / 2,
-                width: frame.width,
-                height: frame.height,
-            };
-            yuvutils_rs::yuyv422_to_yuv420(&mut planar, &packed).map_err(|e| ConvertError::Yuv(e.to_string()))?;
-        }
         PixelFormat::Yuyv => yuyv_rows_to_i420(frame.data, stride, w, h, y_out, u_out, v_out),
         PixelFormat::Mjpeg => mjpeg_to_i420(frame, y_out, u_out, v_out)?,
     }
@@ -184,7 +161,19 @@ fn copy_plane(src: &[u8], src_stride: usize, dst: &mut [u8], width: usize, heigh
     }
 }
 
-/// Decodes to full-resolution YCbCr, then averages each 2x2 block of chroma.
+/// Full-range (JFIF) luma and chroma to the limited range the encoder assumes.
+fn limited_range_tables() -> ([u8; 256], [u8; 256]) {
+    let mut luma = [0u8; 256];
+    let mut chroma = [0u8; 256];
+    for v in 0..256 {
+        luma[v] = (16.0 + v as f32 * 219.0 / 255.0).round() as u8;
+        chroma[v] = (128.0 + (v as f32 - 128.0) * 224.0 / 255.0).round() as u8;
+    }
+    (luma, chroma)
+}
+
+/// Decodes to full-resolution YCbCr, averages each 2x2 block of chroma, and
+/// maps JPEG's full range to the limited range.
 fn mjpeg_to_i420(
     frame: &RawFrame<'_>,
     y_out: &mut [u8],
@@ -206,8 +195,9 @@ fn mjpeg_to_i420(
         });
     }
     let w = frame.width as usize;
+    let (luma, chroma) = limited_range_tables();
     for (y, px) in y_out.iter_mut().zip(ycbcr.chunks_exact(3)) {
-        *y = px[0];
+        *y = luma[usize::from(px[0])];
     }
     for row in 0..frame.height as usize / 2 {
         let (top, bottom) = (
@@ -220,8 +210,8 @@ fn mjpeg_to_i420(
                 ((at(top, 2 * col) + at(top, 2 * col + 1) + at(bottom, 2 * col) + at(bottom, 2 * col + 1) + 2) / 4)
                     as u8
             };
-            u_out[row * w / 2 + col] = avg(1);
-            v_out[row * w / 2 + col] = avg(2);
+            u_out[row * w / 2 + col] = chroma[usize::from(avg(1))];
+            v_out[row * w / 2 + col] = chroma[usize::from(avg(2))];
         }
     }
     Ok(())

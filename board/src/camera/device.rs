@@ -104,7 +104,11 @@ pub fn list_cameras() -> Vec<CameraInfo> {
             .unwrap_or(u32::MAX)
     });
     // A camera's metadata node also reports the device's capture capability; it has no formats.
-    paths.into_iter().filter_map(|path| describe(&path).ok()).filter(|c| !c.formats.is_empty()).collect()
+    paths
+        .into_iter()
+        .filter_map(|path| describe(&path).ok())
+        .filter(|c| !c.formats.is_empty())
+        .collect()
 }
 
 fn describe(path: &Path) -> Result<CameraInfo, CameraError> {

@@ -1,0 +1,2 @@
+//! Shared by the tests and benchmarks of this crate.
+pub mod footage;
