@@ -121,7 +121,7 @@ pub struct EncoderConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct PipelineConfig {
     /// Frames that may wait for the encoder before the oldest is dropped.
-    pub queue_frames: Ranged<1, 64>,
+    pub queue_frames: Ranged<1, 256>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
