@@ -43,6 +43,17 @@ load-vivid
 echo "RESULT replugged"
 wait $pid
 echo "RESULT unplug $?"
+mado record --source camera:/dev/video0 --camera-format MJPG --frames 1 --output /tmp/x.ivf 2>/share/noformat.log
+echo "RESULT noformat $?"
+mado record --source camera:/dev/video0 --frames 60 --output /tmp/a.ivf 2>/dev/null &
+sleep 2
+mado record --source camera:/dev/video0 --frames 1 --output /tmp/b.ivf 2>/share/busy.log
+echo "RESULT busy $?"
+wait
+rmmod vivid
+modprobe vivid n_devs=1 node_types=0x100
+mado record --source camera:/dev/video0 --frames 1 --output /tmp/c.ivf 2>/share/notcapture.log
+echo "RESULT notcapture $?"
 "#
     )
 }
@@ -116,4 +127,14 @@ fn records_from_vivid_in_each_format_and_survives_unplug() {
     let gaps: Vec<u64> = times.windows(2).map(|w| w[1].1 - w[0].1).filter(|&d| d > 1_000_000).collect();
     assert_eq!(gaps.len(), 1, "one pause in capture across the unplug: {gaps:?}");
     assert!(times.last().unwrap().1 > times.first().unwrap().1 + gaps[0], "frames after the gap");
+
+    for (case, message) in [
+        ("noformat", "offers no usable format"),
+        ("busy", "is busy"),
+        ("notcapture", "is not a video capture device"),
+    ] {
+        let stderr = log(&format!("{case}.log"));
+        assert_eq!(result(case).as_deref(), Some("1"), "{case}: {stderr}");
+        assert!(stderr.contains(message) && !stderr.contains("panicked"), "{case}: {stderr}");
+    }
 }
