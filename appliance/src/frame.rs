@@ -176,6 +176,14 @@ pub struct Frame {
     pub image: Arc<Yuv420>,
 }
 
+impl Frame {
+    /// Frame `seq` holding `image`, captured at `capture`, not yet looked at by a detector.
+    pub fn new(seq: u64, capture: CaptureTime, image: Yuv420) -> Self {
+        let info = FrameInfo { seq, capture, size: image.size(), detections: None };
+        Self { info, image: Arc::new(image) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

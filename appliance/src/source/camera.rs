@@ -3,13 +3,12 @@
 //! after it disappears.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use board::camera::{list_cameras, monotonic_now, Camera, CameraError, CameraRequest, PixelFormat};
 
 use super::{FrameSource, SourceError};
-use crate::frame::{CaptureTime, Frame, FrameInfo, VideoSize, Yuv420};
+use crate::frame::{CaptureTime, Frame, VideoSize, Yuv420};
 use crate::pipeline::wall_clock_us;
 
 pub struct CameraSource {
@@ -107,16 +106,7 @@ impl FrameSource for CameraSource {
             mono: now.checked_sub(age).unwrap_or(now),
             wall_us: wall_clock_us() - age.as_micros() as u64,
         };
-        let image = Yuv420::from_bytes(self.size, self.buffer.clone())?;
-        Ok(Frame {
-            info: FrameInfo {
-                seq,
-                capture,
-                size: self.size,
-                detections: None,
-            },
-            image: Arc::new(image),
-        })
+        Ok(Frame::new(seq, capture, Yuv420::from_bytes(self.size, self.buffer.clone())?))
     }
 
     fn describe(&self) -> String {

@@ -3,10 +3,9 @@
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use super::{FrameSource, SourceError};
-use crate::frame::{CaptureTime, Frame, FrameInfo, VideoSize, Yuv420};
+use crate::frame::{CaptureTime, Frame, VideoSize, Yuv420};
 
 type Decoder = y4m::Decoder<BufReader<File>>;
 
@@ -94,16 +93,7 @@ impl FrameSource for Y4mFile {
     }
 
     fn next_frame(&mut self, seq: u64, capture: CaptureTime) -> Result<Frame, SourceError> {
-        let image = Arc::new(self.read_picture()?);
-        Ok(Frame {
-            info: FrameInfo {
-                seq,
-                capture,
-                size: self.size,
-                detections: None,
-            },
-            image,
-        })
+        Ok(Frame::new(seq, capture, self.read_picture()?))
     }
 
     fn describe(&self) -> String {
