@@ -48,6 +48,8 @@ const hasScriptTransform = typeof globalThis.RTCRtpScriptTransform === 'function
 const hasEncodedStreams =
   typeof globalThis.RTCRtpReceiver === 'function' &&
   typeof RTCRtpReceiver.prototype.createEncodedStreams === 'function';
+// ?transform=createEncodedStreams or ?transform=none forces a fallback (tests).
+const forcedTransform = params.get('transform');
 const caps = {
   secureContext: !!globalThis.isSecureContext,
   loopback: isLoopbackHost(location.hostname),
@@ -57,6 +59,9 @@ const caps = {
   getUserMedia: !!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia),
   transformApi: hasScriptTransform ? 'RTCRtpScriptTransform' : hasEncodedStreams ? 'createEncodedStreams' : 'none',
 };
+if (forcedTransform === 'none' || (forcedTransform === 'createEncodedStreams' && hasEncodedStreams)) {
+  caps.transformApi = forcedTransform;
+}
 
 const S = {
   state: 'new',
@@ -74,6 +79,7 @@ const S = {
   lastMeta: null,
   lastMetaError: null,
   latency: [],
+  latencyCount: 0, // samples ever taken
   overlayCheck: { checked: 0, hits: 0, misses: [] },
   inbound: null,
   decoderImplementation: null,
@@ -459,6 +465,7 @@ function recordLatency(meta, md) {
   else return;
   if (!Number.isFinite(latency)) return;
   S.latency.push(Math.round(latency * 10) / 10);
+  S.latencyCount++;
   if (S.latency.length > LATENCY_KEEP) S.latency.splice(0, S.latency.length - LATENCY_KEEP);
 }
 
@@ -773,9 +780,10 @@ function renderStats() {
 
   const st = S.status;
   if (st) {
-    setText('source', `${st.source} · ${st.width}×${st.height} @ ${fmt(st.fps, 1)} fps`);
+    setText('source', `${st.source} · ${fmt(st.fps, 1)} fps`);
     setText('s-viewers', `${st.viewers} of ${st.max_viewers}`);
-    setText('s-encoder', `${fmt(st.bitrate_kbps, 0)} kbps · ${fmt(st.encode_latency_ms, 1)} ms · dropped ${st.frames_dropped} of ${st.frames_encoded + st.frames_dropped}`);
+    const captured = typeof st.frames_captured === 'number' ? st.frames_captured : st.frames_encoded + st.frames_dropped;
+    setText('s-encoder', `${fmt(st.bitrate_kbps, 0)} kbps · latency ${fmt(st.encode_latency_ms, 1)} ms · dropped ${st.frames_dropped} of ${captured}`);
     setText('s-camera', st.camera, st.camera === 'ok' ? 'ok' : st.camera === 'lost' ? 'bad' : '');
     setText('s-uptime', formatDuration(st.uptime_s));
   } else if (S.statusError) {
@@ -920,6 +928,7 @@ function snapshot() {
       misses: S.overlayCheck.misses.slice(),
     },
     latencyMs: S.latency.slice(),
+    latencyCount: S.latencyCount,
     latencyMode: caps.loopback ? 'exact' : 'estimate',
     clockOffsetMs: S.clock.offsetMs,
     clockRttMs: S.clock.rttMs,

@@ -98,6 +98,11 @@ async fn handle(req: Request<Incoming>, state: Arc<HttpState>) -> Result<Reply, 
             StatusCode::METHOD_NOT_ALLOWED,
             "trickle ICE is not supported: send the complete offer",
         ),
+        // Browsers ask for it unprompted; there is none.
+        (&Method::GET | &Method::HEAD, "/favicon.ico") => Response::builder()
+            .status(StatusCode::NO_CONTENT)
+            .body(Full::new(Bytes::new()))
+            .expect("valid response"),
         (&Method::GET | &Method::HEAD, p) => match ASSETS.iter().find(|(asset, _, _)| *asset == p) {
             Some((_, mime, body)) => Response::builder()
                 .header(CONTENT_TYPE, *mime)

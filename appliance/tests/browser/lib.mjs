@@ -1,7 +1,7 @@
 // Shared helpers of the Chromium end-to-end tests: start the real `mado`
 // server, launch headless Chromium, open dashboards and read their test hooks.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
@@ -45,6 +45,15 @@ export function freeUdpPort(host = '127.0.0.1') {
   });
 }
 
+// Servers still running, killed if this process is told to stop.
+const running = new Set();
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    for (const proc of running) proc.kill('SIGKILL');
+    process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+  });
+}
+
 let helpChecked = false;
 function checkBinary() {
   if (helpChecked) return;
@@ -68,12 +77,14 @@ export async function startMado({
   fps = 30,
   host = '127.0.0.1',
   maxViewers,
+  port = 0,
+  udpPort = 0,
   extraArgs = [],
   timeoutMs = 60_000,
 } = {}) {
   checkBinary();
-  const port = await freeTcpPort(host);
-  const udpPort = await freeUdpPort(host);
+  port = port || (await freeTcpPort(host));
+  udpPort = udpPort || (await freeUdpPort(host));
   const args = [
     'run',
     '--source', 'testpattern',
@@ -96,9 +107,11 @@ export async function startMado({
   proc.stdout.on('data', keep);
   proc.stderr.on('data', keep);
   let exited = null;
+  running.add(proc);
   const exitPromise = new Promise((resolve) => {
     proc.once('exit', (code, signal) => {
       exited = { code, signal };
+      running.delete(proc);
       resolve(exited);
     });
   });
@@ -285,6 +298,23 @@ export function cpuSeconds(pid) {
   const utime = Number(fields[11]);
   const stime = Number(fields[12]);
   return (utime + stime) / clockTicks();
+}
+
+/** CPU seconds per thread name (comm) of a process, from /proc/<pid>/task/<tid>/stat. */
+export function cpuSecondsByThread(pid) {
+  const out = {};
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended
+    }
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    out[name] = (out[name] || 0) + (Number(fields[11]) + Number(fields[12])) / clockTicks();
+  }
+  return out;
 }
 
 let ticks = null;
