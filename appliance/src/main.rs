@@ -34,6 +34,8 @@ enum Command {
     },
     /// Print the settings in effect (defaults plus the config file) as TOML.
     PrintConfig,
+    /// List the cameras (V4L2 capture devices), their formats, sizes and frame rates, as JSON lines.
+    Cameras,
 }
 
 /// Overrides of the `[source]` settings.
@@ -155,6 +157,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cmd::record::record(&config, args.frames, &args.output, pace)
         }
         Command::Inspect { file } => cmd::inspect::inspect(&file),
+        Command::Cameras => cmd::cameras::list(),
         Command::PrintConfig => {
             print!("{}", toml::to_string_pretty(&config)?);
             Ok(ExitCode::SUCCESS)

@@ -29,6 +29,8 @@ fn guest_script() -> String {
 printf '[pipeline]\nqueue_frames = 200\n' >/tmp/mado.toml
 export MADO_CONFIG=/tmp/mado.toml
 load-vivid n_devs=1 node_types=0x1 num_inputs=1 input_types=0x0
+mado cameras >/share/cameras.json
+echo "RESULT cameras $?"
 for f in YUYV NV12 YU12; do
   mado record --source camera:/dev/video0 --camera-format $f --size 320x180 --fps {FPS} --frames {FRAMES} --output /share/$f.ivf 2>/share/$f.log
   echo "RESULT $f $?"
@@ -65,7 +67,10 @@ fn capture_times(ivf: &Path) -> Vec<(u64, u64)> {
         .lines()
         .map(|l| {
             let v: Value = serde_json::from_str(l).unwrap();
-            (v["meta"]["seq"].as_u64().unwrap(), v["meta"]["capture_us"].as_u64().unwrap())
+            (
+                v["meta"]["seq"].as_u64().unwrap(),
+                v["meta"]["capture_us"].as_u64().unwrap(),
+            )
         })
         .collect()
 }
@@ -95,13 +100,55 @@ fn records_from_vivid_in_each_format_and_survives_unplug() {
         .expect("board/vm/run starts");
     let console = String::from_utf8_lossy(&out.stdout);
     let log = |name: &str| std::fs::read_to_string(share.path().join(name)).unwrap_or_default();
-    assert!(out.status.success(), "the VM run failed ({}):\n{console}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "the VM run failed ({}):\n{console}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let result = |key: &str| {
-        console.lines().find_map(|l| l.strip_prefix(&format!("RESULT {key} "))).map(str::trim).map(str::to_owned)
+        console
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("RESULT {key} ")))
+            .map(str::trim)
+            .map(str::to_owned)
     };
 
+    assert_eq!(result("cameras").as_deref(), Some("0"));
+    let cameras: Vec<Value> = log("cameras.json")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(cameras.len(), 1, "one capture device: {cameras:?}");
+    assert_eq!(cameras[0]["driver"], "vivid");
+    let formats = cameras[0]["formats"].as_array().unwrap();
+    for fourcc in ["YUYV", "NV12", "YU12"] {
+        let format = formats
+            .iter()
+            .find(|f| f["fourcc"] == fourcc)
+            .unwrap_or_else(|| panic!("{fourcc} not listed"));
+        assert_eq!(format["usable"], true);
+        let small = format["sizes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["width"] == 320 && s["height"] == 180);
+        let fps = small.unwrap_or_else(|| panic!("{fourcc}: no 320x180"))["fps"]
+            .as_array()
+            .unwrap();
+        assert!(
+            fps.iter().any(|f| f.as_f64() == Some(FPS as f64)),
+            "{fourcc} 320x180 rates {fps:?}"
+        );
+    }
+
     for format in ["YUYV", "NV12", "YU12"] {
-        assert_eq!(result(format).as_deref(), Some("0"), "{format} recording failed:\n{}", log(&format!("{format}.log")));
+        assert_eq!(
+            result(format).as_deref(),
+            Some("0"),
+            "{format} recording failed:\n{}",
+            log(&format!("{format}.log"))
+        );
         let ivf = share.path().join(format!("{format}.ivf"));
         let (header, frames) = read_ivf(&ivf);
         assert_eq!((header.width, header.height), (320, 180), "{format}");
@@ -114,19 +161,34 @@ fn records_from_vivid_in_each_format_and_survives_unplug() {
         steps.sort();
         let median = steps[steps.len() / 2];
         let want = 1_000_000 / FPS;
-        assert!(median.abs_diff(want) < want / 5, "{format}: capture times advance {median} us a frame, want {want}");
+        assert!(
+            median.abs_diff(want) < want / 5,
+            "{format}: capture times advance {median} us a frame, want {want}"
+        );
     }
 
-    assert_eq!(result("unplug").as_deref(), Some("0"), "mado exited or failed across the unplug:\n{}", log("unplug.log"));
+    assert_eq!(
+        result("unplug").as_deref(),
+        Some("0"),
+        "mado exited or failed across the unplug:\n{}",
+        log("unplug.log")
+    );
     let unplug_log = log("unplug.log");
     assert!(unplug_log.contains("source lost"), "{unplug_log}");
     assert!(unplug_log.contains("source back"), "{unplug_log}");
     let ivf = share.path().join("unplug.ivf");
     assert_eq!(decoded_frames(&ivf, 320, 180), UNPLUG_FRAMES);
     let times = capture_times(&ivf);
-    let gaps: Vec<u64> = times.windows(2).map(|w| w[1].1 - w[0].1).filter(|&d| d > 1_000_000).collect();
+    let gaps: Vec<u64> = times
+        .windows(2)
+        .map(|w| w[1].1 - w[0].1)
+        .filter(|&d| d > 1_000_000)
+        .collect();
     assert_eq!(gaps.len(), 1, "one pause in capture across the unplug: {gaps:?}");
-    assert!(times.last().unwrap().1 > times.first().unwrap().1 + gaps[0], "frames after the gap");
+    assert!(
+        times.last().unwrap().1 > times.first().unwrap().1 + gaps[0],
+        "frames after the gap"
+    );
 
     for (case, message) in [
         ("noformat", "offers no usable format"),
@@ -135,6 +197,9 @@ fn records_from_vivid_in_each_format_and_survives_unplug() {
     ] {
         let stderr = log(&format!("{case}.log"));
         assert_eq!(result(case).as_deref(), Some("1"), "{case}: {stderr}");
-        assert!(stderr.contains(message) && !stderr.contains("panicked"), "{case}: {stderr}");
+        assert!(
+            stderr.contains(message) && !stderr.contains("panicked"),
+            "{case}: {stderr}"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The binary's commands.
 
+pub mod cameras;
 mod http;
 pub mod inspect;
 mod media_socket;

@@ -17,7 +17,8 @@ pub struct CameraSource {
     request: CameraRequest,
     camera: Option<Camera>,
     size: VideoSize,
-    buffer: Vec<u8>,
+    /// Whether frames have flowed: the size is then fixed for the encoder.
+    streamed: bool,
 }
 
 impl CameraSource {
@@ -40,7 +41,7 @@ impl CameraSource {
             request,
             camera: None,
             size,
-            buffer: Vec::new(),
+            streamed: false,
         };
         source.connect()?;
         Ok(source)
@@ -58,7 +59,7 @@ impl CameraSource {
         let camera = Camera::open(&path, self.request)?;
         let (w, h) = camera.size();
         let size = VideoSize::new(w, h)?;
-        if self.camera.is_none() && size != self.size && self.size_locked() {
+        if size != self.size && self.streamed {
             // After a reconnect the stream must keep its size: the encoder is configured for it.
             return Err(SourceError::Camera(CameraError::NoUsableFormat {
                 path,
@@ -68,10 +69,6 @@ impl CameraSource {
         self.size = size;
         self.camera = Some(camera);
         Ok(())
-    }
-
-    fn size_locked(&self) -> bool {
-        !self.buffer.is_empty()
     }
 }
 
@@ -90,7 +87,9 @@ impl FrameSource for CameraSource {
             tracing::info!("camera is back");
         }
         let camera = self.camera.as_mut().expect("connected above");
-        let captured = match camera.next_frame(&mut self.buffer) {
+        // Each frame is converted into its own buffer, which the frame then owns: no further copy.
+        let mut pixels = Vec::with_capacity(self.size.i420_len());
+        let captured = match camera.next_frame(&mut pixels) {
             Ok(captured) => captured,
             Err(e) => {
                 self.camera = None; // closes the device; the next call reopens it
@@ -106,7 +105,8 @@ impl FrameSource for CameraSource {
             mono: now.checked_sub(age).unwrap_or(now),
             wall_us: wall_clock_us() - age.as_micros() as u64,
         };
-        Ok(Frame::new(seq, capture, Yuv420::from_bytes(self.size, self.buffer.clone())?))
+        self.streamed = true;
+        Ok(Frame::new(seq, capture, Yuv420::from_bytes(self.size, pixels)?))
     }
 
     fn describe(&self) -> String {

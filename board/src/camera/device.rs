@@ -60,16 +60,25 @@ impl CameraError {
 }
 
 /// One format a camera offers and its sizes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CameraFormat {
     pub fourcc: String,
     /// `None` when the appliance cannot convert it.
     pub format: Option<PixelFormat>,
     /// Discrete sizes, or the minimum and maximum of a stepwise range.
-    pub sizes: Vec<(u32, u32)>,
+    pub sizes: Vec<CameraSize>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A frame size and the frame rates the camera offers at it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CameraSize {
+    pub width: u32,
+    pub height: u32,
+    /// Discrete rates in frames per second, fastest first; empty when the driver gives a range or none.
+    pub fps: Vec<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct CameraInfo {
     pub path: PathBuf,
     pub card: String,
@@ -135,6 +144,11 @@ fn describe(path: &Path) -> Result<CameraInfo, CameraError> {
                         vec![(s.min_width, s.min_height), (s.max_width, s.max_height)]
                     }
                 })
+                .map(|(width, height)| CameraSize {
+                    width,
+                    height,
+                    fps: frame_rates(&device, desc.fourcc, width, height),
+                })
                 .collect();
             CameraFormat {
                 fourcc: desc.fourcc.to_string(),
@@ -149,6 +163,22 @@ fn describe(path: &Path) -> Result<CameraInfo, CameraError> {
         driver: caps.driver,
         formats,
     })
+}
+
+fn frame_rates(device: &Device, fourcc: FourCC, width: u32, height: u32) -> Vec<f64> {
+    let mut fps: Vec<f64> = device
+        .enum_frameintervals(fourcc, width, height)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|i| match i.interval {
+            v4l::frameinterval::FrameIntervalEnum::Discrete(f) if f.numerator > 0 => {
+                Some(f64::from(f.denominator) / f64::from(f.numerator))
+            }
+            _ => None,
+        })
+        .collect();
+    fps.sort_by(|a, b| b.total_cmp(a));
+    fps
 }
 
 /// When a frame was captured, from the driver's buffer timestamp.

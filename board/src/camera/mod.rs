@@ -5,4 +5,6 @@ mod convert;
 mod device;
 
 pub use convert::{to_i420, ConvertError, PixelFormat, RawFrame};
-pub use device::{list_cameras, monotonic_now, Camera, CameraError, CameraFormat, CameraInfo, CameraRequest, Captured};
+pub use device::{
+    list_cameras, monotonic_now, Camera, CameraError, CameraFormat, CameraInfo, CameraRequest, CameraSize, Captured,
+};
