@@ -179,8 +179,16 @@ pub struct Frame {
 impl Frame {
     /// Frame `seq` holding `image`, captured at `capture`, not yet looked at by a detector.
     pub fn new(seq: u64, capture: CaptureTime, image: Yuv420) -> Self {
-        let info = FrameInfo { seq, capture, size: image.size(), detections: None };
-        Self { info, image: Arc::new(image) }
+        let info = FrameInfo {
+            seq,
+            capture,
+            size: image.size(),
+            detections: None,
+        };
+        Self {
+            info,
+            image: Arc::new(image),
+        }
     }
 }
 
