@@ -6,6 +6,7 @@
 
 pub mod av1;
 pub mod config;
+pub mod detect;
 pub mod encode;
 pub mod frame;
 pub mod live;

@@ -1,0 +1,55 @@
+//! Decoded boxes before they become metadata, and non-maximum suppression.
+
+/// One decoded box in normalized model-input coordinates (may extend past 0..1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Candidate {
+    pub class_id: u16,
+    pub score: f32,
+    pub ymin: f32,
+    pub xmin: f32,
+    pub ymax: f32,
+    pub xmax: f32,
+}
+
+impl Candidate {
+    pub fn area(&self) -> f32 {
+        (self.ymax - self.ymin).max(0.0) * (self.xmax - self.xmin).max(0.0)
+    }
+
+    pub fn iou(&self, other: &Self) -> f32 {
+        let h = (self.ymax.min(other.ymax) - self.ymin.max(other.ymin)).max(0.0);
+        let w = (self.xmax.min(other.xmax) - self.xmin.max(other.xmin)).max(0.0);
+        let inter = h * w;
+        let union = self.area() + other.area() - inter;
+        if union <= 0.0 {
+            0.0
+        } else {
+            inter / union
+        }
+    }
+}
+
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Greedy per-class non-maximum suppression: keeps the best-scoring boxes,
+/// dropping any box that overlaps a kept box of the same class by more than
+/// `iou_threshold`. Returns at most `max` boxes, best first.
+pub fn non_max_suppression(mut candidates: Vec<Candidate>, iou_threshold: f32, max: usize) -> Vec<Candidate> {
+    // A stable sort: equal scores keep anchor order, so the result is deterministic.
+    candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut kept: Vec<Candidate> = Vec::new();
+    for c in candidates {
+        if kept.len() == max {
+            break;
+        }
+        if kept
+            .iter()
+            .all(|k| k.class_id != c.class_id || k.iou(&c) <= iou_threshold)
+        {
+            kept.push(c);
+        }
+    }
+    kept
+}

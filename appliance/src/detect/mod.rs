@@ -1,0 +1,260 @@
+//! On-device detection with TF Lite models whose results become the frame's
+//! [`Detections`] metadata.
+//!
+//! The work is split so that everything but inference is pure and testable:
+//! [`Model::preprocess`] turns an I420 picture into the input tensor, an
+//! [`Interpreter`] runs it, and [`Model::postprocess`] decodes the raw outputs
+//! (anchors, box coding, non-maximum suppression) into detections.
+//! [`ModelDetector`] joins the three behind the [`Detector`] trait.
+
+pub mod blazeface;
+pub mod candidate;
+pub mod manifest;
+pub mod preprocess;
+pub mod runtime;
+pub mod ssd;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+pub use candidate::Candidate;
+pub use manifest::Manifest;
+pub use preprocess::Placement;
+pub use runtime::{Interpreter, LiteRt, RuntimeError};
+
+use crate::frame::{VideoSize, Yuv420};
+use crate::meta::{BBox, Detection, Detections, Norm16, MAX_DETECTIONS};
+use manifest::DecoderSpec;
+
+/// Environment variable naming the LiteRT C library.
+pub const LITERT_LIB_ENV: &str = "MADO_LITERT_LIB";
+/// Where `scripts/models/fetch-runtime` puts the library, relative to the workspace.
+pub const LITERT_LIB_DEFAULT: &str = "target/litert/libLiteRtRuntimeCApi.so";
+
+#[derive(Debug, Error)]
+pub enum DetectError {
+    #[error("cannot read {0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error("bad model manifest: {0}")]
+    Manifest(String),
+    #[error("model file {path} is corrupt or not the one its manifest names: sha256 {actual}, expected {expected}")]
+    Checksum {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("model outputs do not match the manifest: {0}")]
+    OutputShape(String),
+}
+
+/// Finds objects in a picture.
+pub trait Detector {
+    /// Detections in `image`, best first; `frame_seq` is left 0 for the caller.
+    fn detect(&mut self, image: &Yuv420) -> Result<Detections, DetectError>;
+}
+
+/// The decoding state a manifest describes, with its anchors precomputed.
+#[derive(Debug, Clone)]
+enum Decoder {
+    Ssd {
+        spec: manifest::SsdSpec,
+        anchors: Vec<ssd::Anchor>,
+    },
+    BlazeFace {
+        spec: manifest::BlazeFaceSpec,
+        anchors: Vec<(f32, f32)>,
+    },
+}
+
+/// A model's pure parts: preprocessing and post-processing.
+#[derive(Debug, Clone)]
+pub struct Model {
+    manifest: Manifest,
+    decoder: Decoder,
+}
+
+impl Model {
+    pub fn new(manifest: Manifest) -> Self {
+        let decoder = match &manifest.decoder {
+            DecoderSpec::Ssd(spec) => Decoder::Ssd {
+                spec: spec.clone(),
+                anchors: ssd::anchors(spec),
+            },
+            DecoderSpec::Blazeface(spec) => Decoder::BlazeFace {
+                spec: spec.clone(),
+                anchors: blazeface::anchors(spec, manifest.input.width, manifest.input.height),
+            },
+        };
+        Self { manifest, decoder }
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn anchor_count(&self) -> usize {
+        match &self.decoder {
+            Decoder::Ssd { anchors, .. } => anchors.len(),
+            Decoder::BlazeFace { anchors, .. } => anchors.len(),
+        }
+    }
+
+    /// Where a `frame`-sized picture goes in the model input.
+    pub fn placement(&self, frame: VideoSize) -> Placement {
+        let input = &self.manifest.input;
+        Placement::new(frame, input.width, input.height, input.fit)
+    }
+
+    /// The model's input tensor for `image` (height x width x RGB).
+    pub fn preprocess(&self, image: &Yuv420) -> Vec<f32> {
+        let input = &self.manifest.input;
+        let placement = self.placement(image.size());
+        preprocess::to_rgb_tensor(image, input.width, input.height, input.range, placement)
+    }
+
+    /// Decoded boxes above the score threshold, after non-maximum suppression,
+    /// best first, at most [`MAX_DETECTIONS`], in model-input coordinates
+    /// (see [`Placement::to_frame`]). Outputs may come in any order: each is
+    /// recognised by its length.
+    pub fn postprocess(&self, outputs: &[Vec<f32>]) -> Result<Vec<Candidate>, DetectError> {
+        let threshold = self.manifest.score_threshold;
+        let n = self.anchor_count();
+        let find = |per_anchor: usize| outputs.iter().find(|o| o.len() == n * per_anchor);
+        let shapes = || DetectError::OutputShape(format!("{n} anchors, outputs of {:?} floats", lengths(outputs)));
+        let candidates = match &self.decoder {
+            Decoder::Ssd { spec, anchors } => {
+                let boxes = find(4).ok_or_else(shapes)?;
+                let logits = outputs
+                    .iter()
+                    .find(|o| o.len() != n * 4 && o.len().is_multiple_of(n))
+                    .ok_or_else(shapes)?;
+                ssd::decode(spec, anchors, boxes, logits, threshold)?
+            }
+            Decoder::BlazeFace { spec, anchors } => {
+                let regressors = find(16).ok_or_else(shapes)?;
+                let logits = find(1).ok_or_else(shapes)?;
+                blazeface::decode(spec, anchors, regressors, logits, threshold)?
+            }
+        };
+        Ok(candidate::non_max_suppression(
+            candidates,
+            self.manifest.iou_threshold,
+            MAX_DETECTIONS,
+        ))
+    }
+
+    /// Candidates in frame coordinates as metadata: boxes clipped to the
+    /// frame, empty boxes dropped, labels from the manifest.
+    pub fn to_detections(&self, candidates: &[Candidate], inference_us: u32) -> Detections {
+        let mut out = Detections {
+            frame_seq: 0,
+            inference_us,
+            model: self.manifest.id.as_str().try_into().unwrap_or_default(),
+            items: heapless::Vec::new(),
+        };
+        for c in candidates {
+            let (x0, y0) = (Norm16::from_f32(c.xmin), Norm16::from_f32(c.ymin));
+            let (x1, y1) = (Norm16::from_f32(c.xmax), Norm16::from_f32(c.ymax));
+            if x1 <= x0 || y1 <= y0 {
+                continue;
+            }
+            let Ok(bbox) = BBox::new(x0, y0, Norm16(x1.0 - x0.0), Norm16(y1.0 - y0.0)) else {
+                continue;
+            };
+            let label = self
+                .manifest
+                .labels
+                .get(usize::from(c.class_id))
+                .map(String::as_str)
+                .unwrap_or("");
+            let detection = Detection {
+                class_id: c.class_id,
+                label: label.try_into().unwrap_or_default(),
+                score: Norm16::from_f32(c.score),
+                bbox,
+            };
+            if out.items.push(detection).is_err() {
+                break;
+            }
+        }
+        out
+    }
+}
+
+fn lengths(outputs: &[Vec<f32>]) -> Vec<usize> {
+    outputs.iter().map(Vec::len).collect()
+}
+
+/// Reads a manifest and checks its model file's sha256, so a missing or
+/// corrupt file is reported before any runtime sees it.
+pub fn load_model(manifest_path: &Path) -> Result<(Model, PathBuf), DetectError> {
+    let (manifest, model_path) = Manifest::load(manifest_path)?;
+    let bytes = std::fs::read(&model_path).map_err(|e| DetectError::Io(model_path.clone(), e))?;
+    let actual: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    if !actual.eq_ignore_ascii_case(&manifest.sha256) {
+        return Err(DetectError::Checksum {
+            path: model_path,
+            expected: manifest.sha256.clone(),
+            actual,
+        });
+    }
+    Ok((Model::new(manifest), model_path))
+}
+
+/// The LiteRT library to load: `$MADO_LITERT_LIB`, else the fetched one under
+/// `workspace`.
+pub fn litert_library(workspace: &Path) -> PathBuf {
+    std::env::var_os(LITERT_LIB_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join(LITERT_LIB_DEFAULT))
+}
+
+/// A [`Model`] run by an [`Interpreter`].
+pub struct ModelDetector<I> {
+    model: Model,
+    interpreter: I,
+}
+
+impl<I: Interpreter> ModelDetector<I> {
+    pub fn new(model: Model, interpreter: I) -> Self {
+        Self { model, interpreter }
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+}
+
+impl ModelDetector<LiteRt> {
+    /// Loads the model a manifest names and compiles it with LiteRT.
+    pub fn open_litert(manifest_path: &Path, library: &Path, threads: usize) -> Result<Self, DetectError> {
+        let (model, model_path) = load_model(manifest_path)?;
+        let interpreter = LiteRt::open(library, &model_path, threads)?;
+        Ok(Self::new(model, interpreter))
+    }
+}
+
+impl<I: Interpreter> Detector for ModelDetector<I> {
+    fn detect(&mut self, image: &Yuv420) -> Result<Detections, DetectError> {
+        let input = self.model.preprocess(image);
+        let start = Instant::now();
+        let outputs = self.interpreter.run(&input)?;
+        let inference_us = u32::try_from(start.elapsed().as_micros()).unwrap_or(u32::MAX);
+        let placement = self.model.placement(image.size());
+        let candidates: Vec<Candidate> = self
+            .model
+            .postprocess(&outputs)?
+            .into_iter()
+            .map(|c| placement.to_frame(c))
+            .collect();
+        Ok(self.model.to_detections(&candidates, inference_us))
+    }
+}
+
+#[cfg(test)]
+mod tests;
