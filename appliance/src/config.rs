@@ -50,13 +50,14 @@ impl<const MIN: i64, const MAX: i64> From<Ranged<MIN, MAX>> for i64 {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub source: SourceConfig,
     pub encoder: EncoderConfig,
     pub pipeline: PipelineConfig,
     pub live: LiveConfig,
+    pub detect: DetectConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,6 +140,37 @@ pub struct LiveConfig {
     pub keyframe_min_interval_ms: Ranged<0, 10_000>,
     /// Rate each viewer's packets are paced out at, spreading keyframes over time; 0 means three times the bitrate.
     pub pacing_kbps: Ranged<0, 1_000_000>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectConfig {
+    /// A model manifest (see models/), `auto` (the general detector when it
+    /// and the runtime are installed) or `none`.
+    pub model: String,
+    /// `exact`: a frame waits for its own detections; `latest`: frames carry the newest.
+    pub mode: crate::pipeline::DetectMode,
+    /// Most detections a second; the detector always takes the newest frame.
+    pub max_rate: f64,
+    /// Keep only these classes (labels from the model); empty keeps all.
+    pub classes: Vec<String>,
+    /// Inference threads.
+    pub threads: Ranged<1, 16>,
+    /// The LiteRT C library; empty: `$MADO_LITERT_LIB`, else target/litert/ (scripts/models/fetch-runtime).
+    pub runtime: String,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        Self {
+            model: "auto".into(),
+            mode: crate::pipeline::DetectMode::Latest,
+            max_rate: 15.0,
+            classes: Vec::new(),
+            threads: Ranged::new_const(2),
+            runtime: String::new(),
+        }
+    }
 }
 
 impl Default for LiveConfig {

@@ -11,8 +11,48 @@ use anyhow::Context as _;
 use mado::config::Config;
 use mado::encode::Rav1eEncoder;
 use mado::frame::VideoSize;
-use mado::pipeline::{Pace, Pipeline, PipelineOptions};
+use std::path::{Path, PathBuf};
+
+use mado::detect::{Detector, ModelDetector};
+use mado::pipeline::{DetectionOptions, OpenDetector, Pace, Pipeline, PipelineOptions};
 use mado::source::SourceRequest;
+
+/// The general detector `model = "auto"` uses when it is installed.
+const DEFAULT_MANIFEST: &str = "models/ssd_mobilenetv2_oidv4.toml";
+
+/// The configured detector, if any; `auto` quietly does without one when the
+/// model or the runtime library is not installed.
+fn detection(config: &Config) -> anyhow::Result<Option<DetectionOptions>> {
+    let d = &config.detect;
+    let library = match d.runtime.as_str() {
+        "" => mado::detect::litert_library(Path::new(".")),
+        path => PathBuf::from(path),
+    };
+    let manifest = match d.model.as_str() {
+        "none" => return Ok(None),
+        "auto" if !Path::new(DEFAULT_MANIFEST).exists() || !library.exists() => {
+            tracing::info!(
+                "no detector: needs {DEFAULT_MANIFEST} and {} (scripts/models/fetch-runtime)",
+                library.display()
+            );
+            return Ok(None);
+        }
+        "auto" => PathBuf::from(DEFAULT_MANIFEST),
+        path => PathBuf::from(path),
+    };
+    tracing::info!(model = %manifest.display(), mode = ?d.mode, "detector starting");
+    let threads = d.threads.get() as usize;
+    let open: OpenDetector = Box::new(move || {
+        let detector = ModelDetector::open_litert(&manifest, &library, threads)?;
+        Ok(Box::new(detector) as Box<dyn Detector>)
+    });
+    Ok(Some(DetectionOptions {
+        open,
+        mode: d.mode,
+        max_rate: d.max_rate,
+        classes: d.classes.clone(),
+    }))
+}
 
 /// A started pipeline and what it is encoding.
 pub struct Started {
@@ -39,8 +79,14 @@ pub fn start_pipeline(config: &Config, pace: Pace, frame_limit: Option<u64>) -> 
         frame_limit,
     };
     let (description, size) = (source.describe(), source.size());
+    let detection = if source.labels_itself() {
+        None
+    } else {
+        detection(config)?
+    };
+    let pipeline = Pipeline::start(source, Box::new(encoder), options, detection).context("starting the pipeline")?;
     Ok(Started {
-        pipeline: Pipeline::start(source, Box::new(encoder), options),
+        pipeline,
         source: description,
         size,
     })

@@ -194,7 +194,8 @@ impl Driver<'_> {
             "frames_encoded": stats.encoded,
             "frames_dropped": stats.dropped,
             "encode_latency_ms": stats.last_latency_us as f64 / 1000.0,
-            "inference_ms": null,
+            "inference_ms": (stats.last_inference_us > 0).then(|| stats.last_inference_us as f64 / 1000.0),
+            "detections_run": stats.detections_run,
             "camera": match (self.source.starts_with("camera"), stats.source_lost) {
                 (false, _) => "none",
                 (true, false) => "ok",

@@ -3,11 +3,12 @@
 //! ([`Pacer`], [`FrameSource`], [`EncodeStage`]); this module only adds
 //! threads, the clock and the queues.
 
+mod detect_stage;
 mod encode_stage;
 mod queue;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,6 +19,7 @@ use crate::frame::CaptureTime;
 use crate::meta::MetaError;
 use crate::source::{FrameSource, Pacer, SourceError};
 
+pub use detect_stage::{Attach, DetectMode, DetectSchedule};
 pub use encode_stage::{attach_metadata, EncodeStage};
 pub use queue::{bounded, Closed, Overflow, QueueSender, Receiver};
 
@@ -31,6 +33,8 @@ pub enum PipelineError {
     Meta(#[from] MetaError),
     #[error("the {0} thread panicked")]
     Panicked(&'static str),
+    #[error("detector: {0}")]
+    Detect(#[from] crate::detect::DetectError),
 }
 
 /// How frames are timed.
@@ -52,6 +56,26 @@ pub struct PipelineOptions {
     pub frame_limit: Option<u64>,
 }
 
+/// Opens a detector; called on the detector's own thread (runtimes need not be `Send`).
+pub type OpenDetector =
+    Box<dyn FnOnce() -> Result<Box<dyn crate::detect::Detector>, crate::detect::DetectError> + Send>;
+
+/// On-device detection for frames the source does not label itself.
+pub struct DetectionOptions {
+    pub open: OpenDetector,
+    pub mode: DetectMode,
+    /// Most detections a second.
+    pub max_rate: f64,
+    /// Keep only these labels; empty keeps all.
+    pub classes: Vec<String>,
+}
+
+/// The schedule, shared by the source, detector and encoder threads.
+type SharedSchedule = Arc<(Mutex<DetectSchedule>, Condvar)>;
+
+/// How long a frame waits for its own detections before it goes without them.
+const EXACT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Counters shared by the pipeline threads.
 #[derive(Debug, Default)]
 pub struct PipelineStats {
@@ -63,6 +87,9 @@ pub struct PipelineStats {
     pub last_latency_us: AtomicU64,
     /// The source (a camera) is gone and being retried.
     pub source_lost: AtomicBool,
+    /// The last inference time, microseconds; 0 before the first.
+    pub last_inference_us: AtomicU64,
+    pub detections_run: AtomicU64,
 }
 
 /// A snapshot of [`PipelineStats`].
@@ -74,6 +101,8 @@ pub struct StatsSnapshot {
     pub encoded_bytes: u64,
     pub last_latency_us: u64,
     pub source_lost: bool,
+    pub last_inference_us: u64,
+    pub detections_run: u64,
 }
 
 impl PipelineStats {
@@ -86,6 +115,8 @@ impl PipelineStats {
             encoded_bytes: get(&self.encoded_bytes),
             last_latency_us: get(&self.last_latency_us),
             source_lost: self.source_lost.load(Ordering::Relaxed),
+            last_inference_us: get(&self.last_inference_us),
+            detections_run: get(&self.detections_run),
         }
     }
 }
@@ -107,7 +138,13 @@ pub fn wall_clock_us() -> u64 {
 }
 
 impl Pipeline {
-    pub fn start(source: Box<dyn FrameSource>, encoder: Box<dyn VideoEncoder>, options: PipelineOptions) -> Self {
+    /// Starts the threads; with `detection`, waits until the detector has opened.
+    pub fn start(
+        source: Box<dyn FrameSource>,
+        encoder: Box<dyn VideoEncoder>,
+        options: PipelineOptions,
+        detection: Option<DetectionOptions>,
+    ) -> Result<Self, PipelineError> {
         let overflow = match options.pace {
             Pace::RealTime { .. } => Overflow::DropOldest,
             Pace::AsFastAsPossible => Overflow::Block,
@@ -118,25 +155,60 @@ impl Pipeline {
         let stop = Arc::new(AtomicBool::new(false));
         let keyframe = Arc::new(AtomicBool::new(false));
 
+        let mut threads = Vec::new();
+        let (schedule, to_detector) = match detection {
+            Some(detection) => {
+                let schedule: SharedSchedule = Arc::new((
+                    Mutex::new(DetectSchedule::new(detection.mode, detection.max_rate)),
+                    Condvar::new(),
+                ));
+                let (tx, rx) = bounded(1, Overflow::DropOldest);
+                let (opened_tx, opened) = std::sync::mpsc::channel();
+                let (shared, stats) = (schedule.clone(), stats.clone());
+                threads.push((
+                    "detector",
+                    spawn("mado-detector", move || {
+                        run_detector(detection, rx, opened_tx, &shared, &stats)
+                    }),
+                ));
+                match opened.recv() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(e.into()),
+                    Err(_) => return Err(PipelineError::Panicked("detector")),
+                }
+                (Some(schedule), Some(tx))
+            }
+            None => (None, None),
+        };
         let source_thread = {
-            let (stats, stop) = (stats.clone(), stop.clone());
+            let (stats, stop, schedule) = (stats.clone(), stop.clone(), schedule.clone());
+            let detect = schedule.zip(to_detector);
             spawn("mado-source", move || {
-                run_source(source, frames_tx, options, &stats, &stop)
+                run_source(source, frames_tx, detect, options, &stats, &stop)
             })
         };
         let encoder_thread = {
             let (stats, keyframe) = (stats.clone(), keyframe.clone());
             spawn("mado-encoder", move || {
-                run_encoder(EncodeStage::new(encoder), frames_rx, out_tx, &stats, &keyframe)
+                run_encoder(
+                    EncodeStage::new(encoder),
+                    frames_rx,
+                    out_tx,
+                    schedule,
+                    &stats,
+                    &keyframe,
+                )
             })
         };
-        Self {
+        threads.insert(0, ("encoder", encoder_thread));
+        threads.insert(0, ("source", source_thread));
+        Ok(Self {
             output,
             stats,
             stop,
             keyframe,
-            threads: vec![("source", source_thread), ("encoder", encoder_thread)],
-        }
+            threads,
+        })
     }
 
     /// Encoded frames in order; closed once the pipeline has ended.
@@ -185,6 +257,7 @@ where
 fn run_source(
     mut source: Box<dyn FrameSource>,
     frames: QueueSender<crate::frame::Frame>,
+    detect: Option<(SharedSchedule, QueueSender<crate::frame::Frame>)>,
     options: PipelineOptions,
     stats: &PipelineStats,
     stop: &AtomicBool,
@@ -229,10 +302,87 @@ fn run_source(
         backoff = Backoff::default();
         seq += 1;
         stats.captured.fetch_add(1, Ordering::Relaxed);
+        if let (Some((schedule, to_detector)), None) = (&detect, &frame.info.detections) {
+            let offered = schedule
+                .0
+                .lock()
+                .map(|mut s| s.offer(now, frame.info.seq))
+                .unwrap_or(false);
+            if offered {
+                let _ = to_detector.push(frame.clone()); // shares the pixels
+            }
+        }
         if frames.push(frame).is_err() {
             break; // the encoder has gone; its own result says why
         }
         stats.dropped.store(frames.dropped(), Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// The detections frame `seq` carries, waiting for them in exact mode.
+fn detections_for(schedule: &SharedSchedule, seq: u64) -> Option<crate::meta::Detections> {
+    let (lock, ready) = &**schedule;
+    let mut state = lock.lock().ok()?;
+    let deadline = Instant::now() + EXACT_WAIT;
+    loop {
+        match state.attach(seq) {
+            Attach::Ready(detections) => return detections,
+            Attach::Wait => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    tracing::warn!("frame {seq} waited {EXACT_WAIT:?} for its detections; sending it without");
+                    state.on_failure(seq);
+                    continue;
+                }
+                state = ready.wait_timeout(state, left).ok()?.0;
+            }
+        }
+    }
+}
+
+fn run_detector(
+    detection: DetectionOptions,
+    frames: Receiver<crate::frame::Frame>,
+    opened: std::sync::mpsc::Sender<Result<(), crate::detect::DetectError>>,
+    schedule: &SharedSchedule,
+    stats: &PipelineStats,
+) -> Result<(), PipelineError> {
+    let mut detector = match (detection.open)() {
+        Ok(detector) => {
+            let _ = opened.send(Ok(()));
+            detector
+        }
+        Err(e) => {
+            let _ = opened.send(Err(e));
+            return Ok(()); // reported through `opened`
+        }
+    };
+    let (lock, ready) = &**schedule;
+    while let Ok(frame) = frames.recv_blocking() {
+        let seq = frame.info.seq;
+        let result = detector.detect(&frame.image);
+        let Ok(mut state) = lock.lock() else { break };
+        match result {
+            Ok(mut detections) => {
+                detections.frame_seq = seq;
+                if !detection.classes.is_empty() {
+                    detections
+                        .items
+                        .retain(|d| detection.classes.iter().any(|c| c.as_str() == d.label.as_str()));
+                }
+                stats
+                    .last_inference_us
+                    .store(u64::from(detections.inference_us), Ordering::Relaxed);
+                stats.detections_run.fetch_add(1, Ordering::Relaxed);
+                state.on_result(detections);
+            }
+            Err(e) => {
+                tracing::warn!("detection failed on frame {seq}: {e}");
+                state.on_failure(seq);
+            }
+        }
+        ready.notify_all();
     }
     Ok(())
 }
@@ -255,14 +405,20 @@ fn run_encoder(
     mut stage: EncodeStage,
     frames: Receiver<crate::frame::Frame>,
     output: QueueSender<EncodedFrame>,
+    schedule: Option<SharedSchedule>,
     stats: &PipelineStats,
     keyframe: &AtomicBool,
 ) -> Result<(), PipelineError> {
     let mut ready = Vec::new();
     let mut receiving = true;
     while receiving {
-        let frame = frames.recv_blocking().ok();
+        let mut frame = frames.recv_blocking().ok();
         receiving = frame.is_some();
+        if let (Some(frame), Some(schedule)) = (&mut frame, &schedule) {
+            if frame.info.detections.is_none() {
+                frame.info.detections = detections_for(schedule, frame.info.seq);
+            }
+        }
         if keyframe.swap(false, Ordering::Relaxed) {
             stage.request_keyframe();
         }

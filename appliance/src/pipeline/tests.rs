@@ -63,7 +63,7 @@ fn a_stalled_encoder_never_blocks_a_live_source() {
         queue_frames: 4,
         frame_limit: Some(50),
     };
-    let pipeline = Pipeline::start(Box::new(TestPattern::new(size())), Box::new(encoder), options);
+    let pipeline = Pipeline::start(Box::new(TestPattern::new(size())), Box::new(encoder), options, None).unwrap();
 
     // The encoder holds frame 0; the source must still deliver all 50 frames.
     wait_for("the source to finish", || pipeline.stats().captured == 50);
@@ -101,7 +101,7 @@ fn an_offline_run_encodes_every_frame_in_order() {
         queue_frames: 2,
         frame_limit: Some(25),
     };
-    let pipeline = Pipeline::start(Box::new(TestPattern::new(size())), Box::new(encoder), options);
+    let pipeline = Pipeline::start(Box::new(TestPattern::new(size())), Box::new(encoder), options, None).unwrap();
     let packets: Vec<EncodedFrame> = std::iter::from_fn(|| pipeline.output().recv_blocking().ok()).collect();
     let stats = pipeline.join().unwrap();
     assert_eq!(stats.dropped, 0);
@@ -144,8 +144,114 @@ fn a_source_error_stops_the_pipeline_and_is_reported() {
         queue_frames: 2,
         frame_limit: None,
     };
-    let pipeline = Pipeline::start(Box::new(Failing), Box::new(encoder), options);
+    let pipeline = Pipeline::start(Box::new(Failing), Box::new(encoder), options, None).unwrap();
     assert!(pipeline.output().recv_blocking().is_err(), "output closes");
     let err = pipeline.join().unwrap_err().to_string();
     assert!(err.contains("gone.y4m"), "{err}");
+}
+
+/// A detector that reports one box whose class id is the frame's first luma byte.
+struct EchoDetector;
+
+impl crate::detect::Detector for EchoDetector {
+    fn detect(&mut self, image: &crate::frame::Yuv420) -> Result<crate::meta::Detections, crate::detect::DetectError> {
+        let bbox = crate::meta::BBox::new(
+            Default::default(),
+            Default::default(),
+            Default::default(),
+            Default::default(),
+        )
+        .unwrap();
+        let item = crate::meta::Detection {
+            class_id: image.as_bytes()[0].into(),
+            label: "echo".try_into().unwrap(),
+            score: crate::meta::Norm16::ONE,
+            bbox,
+        };
+        Ok(crate::meta::Detections {
+            items: heapless::Vec::from_slice(&[item]).unwrap(),
+            ..Default::default()
+        })
+    }
+}
+
+/// A source whose frames are unlabelled and carry their number in the first luma byte.
+struct Numbered;
+
+impl FrameSource for Numbered {
+    fn size(&self) -> VideoSize {
+        size()
+    }
+    fn next_frame(&mut self, seq: u64, capture: CaptureTime) -> Result<Frame, SourceError> {
+        let mut bytes = crate::frame::Yuv420::black(size()).as_bytes().to_vec();
+        bytes[0] = seq as u8;
+        Ok(Frame::new(
+            seq,
+            capture,
+            crate::frame::Yuv420::from_bytes(size(), bytes).unwrap(),
+        ))
+    }
+    fn describe(&self) -> String {
+        "numbered".into()
+    }
+}
+
+fn run_with_detector(mode: DetectMode, frames: u64) -> Vec<crate::meta::FrameMeta> {
+    let (open_gate, gate) = mpsc::channel();
+    for _ in 0..frames {
+        open_gate.send(()).unwrap();
+    }
+    let encoder = GatedEncoder {
+        gate,
+        pending: VecDeque::new(),
+    };
+    let options = PipelineOptions {
+        pace: Pace::AsFastAsPossible,
+        queue_frames: 4,
+        frame_limit: Some(frames),
+    };
+    let detection = DetectionOptions {
+        open: Box::new(|| Ok(Box::new(EchoDetector) as Box<dyn crate::detect::Detector>)),
+        mode,
+        max_rate: 1e6,
+        classes: Vec::new(),
+    };
+    let pipeline = Pipeline::start(Box::new(Numbered), Box::new(encoder), options, Some(detection)).unwrap();
+    let metas = std::iter::from_fn(|| pipeline.output().recv_blocking().ok())
+        .map(|p| FrameMeta::find_in_temporal_unit(&p.data).unwrap().unwrap())
+        .collect();
+    let stats = pipeline.join().unwrap();
+    assert!(stats.detections_run > 0);
+    metas
+}
+
+#[test]
+fn exact_mode_gives_frames_sent_to_the_detector_their_own_detections() {
+    let metas = run_with_detector(DetectMode::Exact, 40);
+    assert_eq!(metas.len(), 40);
+    let own = metas
+        .iter()
+        .filter(|m| m.detections.as_ref().is_some_and(|d| d.frame_seq == m.seq))
+        .count();
+    assert!(own > 0, "some frames went to the detector");
+    for m in &metas {
+        if let Some(d) = &m.detections {
+            // The detector saw the frame it says it saw: the echoed byte is that frame's number.
+            assert_eq!(u64::from(d.items[0].class_id), d.frame_seq % 256);
+            assert!(d.frame_seq <= m.seq, "detections never come from the future");
+        }
+    }
+}
+
+#[test]
+fn latest_mode_never_holds_a_frame_back() {
+    let metas = run_with_detector(DetectMode::Latest, 40);
+    assert_eq!(
+        metas.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        (0..40).collect::<Vec<_>>()
+    );
+    assert!(metas
+        .iter()
+        .filter_map(|m| m.detections.as_ref())
+        .all(|d| d.frame_seq <= 40));
 }

@@ -116,6 +116,11 @@ pub trait FrameSource: Send {
     fn paced_by_device(&self) -> bool {
         false
     }
+    /// True when the source reports its own detections (the test pattern's
+    /// calibration target), so no detector needs to run on it.
+    fn labels_itself(&self) -> bool {
+        false
+    }
 }
 
 /// What a source is asked for; sources that cannot choose ignore it.

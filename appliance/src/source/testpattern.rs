@@ -155,6 +155,10 @@ impl FrameSource for TestPattern {
     fn describe(&self) -> String {
         format!("test pattern {}", self.size)
     }
+
+    fn labels_itself(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

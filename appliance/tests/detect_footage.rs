@@ -1,0 +1,98 @@
+//! Real footage through `mado record` with the general detector: people in
+//! the street scene are found and `mado inspect` shows them.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{mado, read_ivf, run_ok};
+use serde_json::Value;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn people_are_detected_in_street_footage_and_carried_in_the_stream() {
+    let footage = workspace().join("target/footage/vtest-768x576.y4m");
+    assert!(
+        footage.exists(),
+        "{} is missing: run scripts/fetch-footage",
+        footage.display()
+    );
+    let library = mado::detect::litert_library(&workspace());
+    assert!(
+        library.exists(),
+        "{} is missing: run scripts/models/fetch-runtime",
+        library.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mado.toml");
+    let manifest = workspace().join("models/ssd_mobilenetv2_oidv4.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[detect]\nmodel = {:?}\nruntime = {:?}\nmode = \"exact\"\nmax_rate = 1000.0\n",
+            manifest.display().to_string(),
+            library.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("street.ivf");
+    let source = format!("file:{}", footage.display());
+    run_ok(
+        mado()
+            .arg("--config")
+            .arg(&config)
+            .args(["record", "--pace", "fast", "--source", &source])
+            .args(["--frames", "60", "--output", out.to_str().unwrap()]),
+    );
+    assert_eq!(read_ivf(&out).1.len(), 60);
+
+    let inspect = run_ok(mado().arg("inspect").arg(&out));
+    let lines: Vec<Value> = String::from_utf8(inspect.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Frames the detector looked at carry their own result (exact mode).
+    let sampled: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["meta"]["detections"]["frame_seq"] == l["meta"]["seq"])
+        .collect();
+    assert!(
+        sampled.len() >= 20,
+        "only {} of 60 frames were looked at",
+        sampled.len()
+    );
+    let with_person = sampled
+        .iter()
+        .filter(|l| {
+            l["meta"]["detections"]["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["label"] == "Person")
+        })
+        .count();
+    assert!(
+        with_person * 10 >= sampled.len() * 9,
+        "a Person in {with_person} of {} sampled frames",
+        sampled.len()
+    );
+    let first = &sampled[0]["meta"]["detections"];
+    assert_eq!(first["model"], "ssd-mnv2-oidv4");
+    assert!(first["inference_us"].as_u64().unwrap() > 0);
+    for item in first["items"].as_array().unwrap() {
+        let b: Vec<f64> = item["box"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert!(
+            b[0] + b[2] <= 1.0 && b[1] + b[3] <= 1.0 && b[2] > 0.0 && b[3] > 0.0,
+            "{item}"
+        );
+    }
+}
