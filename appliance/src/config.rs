@@ -154,6 +154,8 @@ pub struct DetectConfig {
     pub max_rate: f64,
     /// Keep only these classes (labels from the model); empty keeps all.
     pub classes: Vec<String>,
+    /// Drop detections scoring below this (on top of the model's own threshold).
+    pub score_threshold: f32,
     /// Inference threads.
     pub threads: Ranged<1, 16>,
     /// The LiteRT C library; empty: `$MADO_LITERT_LIB`, else target/litert/ (scripts/models/fetch-runtime).
@@ -167,6 +169,7 @@ impl Default for DetectConfig {
             mode: crate::pipeline::DetectMode::Latest,
             max_rate: 15.0,
             classes: Vec::new(),
+            score_threshold: 0.0,
             threads: Ranged::new_const(2),
             runtime: String::new(),
         }

@@ -51,6 +51,7 @@ fn detection(config: &Config) -> anyhow::Result<Option<DetectionOptions>> {
         mode: d.mode,
         max_rate: d.max_rate,
         classes: d.classes.clone(),
+        min_score: mado::meta::Norm16::from_f32(d.score_threshold),
     }))
 }
 

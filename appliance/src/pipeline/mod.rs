@@ -68,6 +68,8 @@ pub struct DetectionOptions {
     pub max_rate: f64,
     /// Keep only these labels; empty keeps all.
     pub classes: Vec<String>,
+    /// Drop detections scoring below this.
+    pub min_score: crate::meta::Norm16,
 }
 
 /// The schedule, shared by the source, detector and encoder threads.

@@ -215,6 +215,7 @@ fn run_with_detector(mode: DetectMode, frames: u64) -> Vec<crate::meta::FrameMet
         mode,
         max_rate: 1e6,
         classes: Vec::new(),
+        min_score: crate::meta::Norm16::ZERO,
     };
     let pipeline = Pipeline::start(Box::new(Numbered), Box::new(encoder), options, Some(detection)).unwrap();
     let metas = std::iter::from_fn(|| pipeline.output().recv_blocking().ok())
