@@ -54,14 +54,7 @@ pub fn decode(
         let r = &regressors[i * REGRESSOR_VALUES..];
         let (xc, yc) = (ax + r[0] / scale, ay + r[1] / scale);
         let (w, h) = (r[2] / scale, r[3] / scale);
-        out.push(Candidate {
-            class_id: 0,
-            score,
-            ymin: yc - h / 2.0,
-            xmin: xc - w / 2.0,
-            ymax: yc + h / 2.0,
-            xmax: xc + w / 2.0,
-        });
+        out.push(Candidate::from_center(0, score, xc, yc, w, h));
     }
     Ok(out)
 }

@@ -97,14 +97,7 @@ pub fn decode(
         let xc = b[1] / sx * anchor.w + anchor.x;
         let h = (b[2] / sh).exp() * anchor.h;
         let w = (b[3] / sw).exp() * anchor.w;
-        out.push(Candidate {
-            class_id: class as u16,
-            score,
-            ymin: yc - h / 2.0,
-            xmin: xc - w / 2.0,
-            ymax: yc + h / 2.0,
-            xmax: xc + w / 2.0,
-        });
+        out.push(Candidate::from_center(class as u16, score, xc, yc, w, h));
     }
     Ok(out)
 }
