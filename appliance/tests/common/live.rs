@@ -79,6 +79,19 @@ impl Server {
         )
     }
 
+    /// Announces a 200 kB offer without sending it, as an oversized upload
+    /// starts; returns the status the server answers with before reading it.
+    pub fn post_oversized(&self) -> u16 {
+        use std::io::{Read, Write};
+        let addr = self.base.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        let head = "POST /whep HTTP/1.1\r\nHost: mado\r\nContent-Type: application/sdp\r\nContent-Length: 200000\r\nConnection: close\r\n\r\n";
+        stream.write_all(head.as_bytes()).unwrap();
+        let mut reply = String::new();
+        let _ = stream.read_to_string(&mut reply); // the server may reset the unread upload
+        reply.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
+    }
+
     pub fn delete(&self, location: &str) -> u16 {
         Self::agent()
             .delete(format!("{}{location}", self.base))
