@@ -15,7 +15,14 @@ impl Candidate {
     /// The box of size `w` x `h` centred on (`xc`, `yc`).
     pub fn from_center(class_id: u16, score: f32, xc: f32, yc: f32, w: f32, h: f32) -> Self {
         let (ymin, xmin, ymax, xmax) = (yc - h / 2.0, xc - w / 2.0, yc + h / 2.0, xc + w / 2.0);
-        Self { class_id, score, ymin, xmin, ymax, xmax }
+        Self {
+            class_id,
+            score,
+            ymin,
+            xmin,
+            ymax,
+            xmax,
+        }
     }
 
     pub fn area(&self) -> f32 {
