@@ -13,15 +13,18 @@ use mado::live::{check_content_type, check_offer, ViewerId, WhepError, MAX_OFFER
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 use str0m::change::{SdpAnswer, SdpOffer};
 
+/// Where the media driver sends its answer to a command.
+pub type Replier<T> = async_channel::Sender<Result<T, WhepError>>;
+
 /// What the HTTP side asks of the media driver.
 pub enum Command {
     AddViewer {
         offer: SdpOffer,
-        reply: async_channel::Sender<Result<(ViewerId, SdpAnswer), WhepError>>,
+        reply: Replier<(ViewerId, SdpAnswer)>,
     },
     RemoveViewer {
         id: ViewerId,
-        reply: async_channel::Sender<Result<(), WhepError>>,
+        reply: Replier<()>,
     },
 }
 
@@ -170,19 +173,14 @@ async fn whep_post(req: Request<Incoming>, state: &HttpState) -> Reply {
         Ok(offer) => offer,
         Err(e) => return error(&e),
     };
-    let (reply, answer) = async_channel::bounded(1);
-    if state.commands.send(Command::AddViewer { offer, reply }).await.is_err() {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "the media engine is not running");
-    }
-    match answer.recv().await {
-        Ok(Ok((id, answer))) => Response::builder()
+    match ask(state, |reply| Command::AddViewer { offer, reply }).await {
+        Ok((id, answer)) => Response::builder()
             .status(StatusCode::CREATED)
             .header(CONTENT_TYPE, SDP_CONTENT_TYPE)
             .header(LOCATION, format!("{WHEP_PATH}/{id}"))
             .body(Full::new(Bytes::from(answer.to_sdp_string())))
             .expect("valid response"),
-        Ok(Err(e)) => error(&e),
-        Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "the media engine is not running"),
+        Err(reply) => reply,
     }
 }
 
@@ -191,13 +189,20 @@ async fn whep_delete(id: &str, state: &HttpState) -> Reply {
         Ok(id) => id,
         Err(e) => return error(&e),
     };
-    let (reply, done) = async_channel::bounded(1);
-    if state.commands.send(Command::RemoveViewer { id, reply }).await.is_err() {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "the media engine is not running");
+    match ask(state, |reply| Command::RemoveViewer { id, reply }).await {
+        Ok(()) => text(StatusCode::OK, "session ended"),
+        Err(reply) => reply,
     }
-    match done.recv().await {
-        Ok(Ok(())) => text(StatusCode::OK, "session ended"),
-        Ok(Err(e)) => error(&e),
-        Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "the media engine is not running"),
+}
+
+/// Sends a command to the media driver and waits for its answer; a refusal
+/// or a driver that is gone becomes the error response.
+async fn ask<T>(state: &HttpState, command: impl FnOnce(Replier<T>) -> Command) -> Result<T, Reply> {
+    let engine_down = || text(StatusCode::SERVICE_UNAVAILABLE, "the media engine is not running");
+    let (reply, answer) = async_channel::bounded(1);
+    state.commands.send(command(reply)).await.map_err(|_| engine_down())?;
+    match answer.recv().await {
+        Ok(result) => result.map_err(|e| error(&e)),
+        Err(_) => Err(engine_down()),
     }
 }

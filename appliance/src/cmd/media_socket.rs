@@ -10,7 +10,8 @@ use smol::Async;
 const MAX_DATAGRAM: usize = 2048;
 
 pub struct MediaSockets {
-    sockets: Vec<std::sync::Arc<Async<UdpSocket>>>,
+    /// Each socket with its local address, resolved once at bind.
+    sockets: Vec<(SocketAddr, std::sync::Arc<Async<UdpSocket>>)>,
 }
 
 /// One received datagram.
@@ -27,8 +28,9 @@ impl MediaSockets {
         let mut sockets = Vec::new();
         for &ip in addresses {
             let socket = UdpSocket::bind((ip, port)).with_context(|| format!("binding UDP {ip}:{port}"))?;
-            port = socket.local_addr()?.port();
-            sockets.push(std::sync::Arc::new(Async::new(socket)?));
+            let local = socket.local_addr()?;
+            port = local.port();
+            sockets.push((local, std::sync::Arc::new(Async::new(socket)?)));
         }
         anyhow::ensure!(!sockets.is_empty(), "no address to receive media on");
         Ok(Self { sockets })
@@ -36,21 +38,14 @@ impl MediaSockets {
 
     /// The ICE host candidates: each socket's address.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.sockets
-            .iter()
-            .filter_map(|s| s.get_ref().local_addr().ok())
-            .collect()
+        self.sockets.iter().map(|(local, _)| *local).collect()
     }
 
     /// Forwards every datagram received on any socket into `tx` until it closes.
     pub fn spawn_receivers(&self, ex: &smol::Executor<'static>, tx: async_channel::Sender<Datagram>) {
-        for socket in &self.sockets {
-            let (socket, tx) = (socket.clone(), tx.clone());
+        for (destination, socket) in &self.sockets {
+            let (destination, socket, tx) = (*destination, socket.clone(), tx.clone());
             ex.spawn(async move {
-                let destination = match socket.get_ref().local_addr() {
-                    Ok(addr) => addr,
-                    Err(_) => return,
-                };
                 let mut buf = vec![0u8; MAX_DATAGRAM];
                 loop {
                     match socket.recv_from(&mut buf).await {
@@ -75,11 +70,7 @@ impl MediaSockets {
 
     /// Sends from the socket bound to `source`.
     pub fn send(&self, source: SocketAddr, destination: SocketAddr, contents: &[u8]) {
-        let Some(socket) = self
-            .sockets
-            .iter()
-            .find(|s| s.get_ref().local_addr().ok() == Some(source))
-        else {
+        let Some((_, socket)) = self.sockets.iter().find(|(local, _)| *local == source) else {
             tracing::warn!("no media socket for {source}");
             return;
         };

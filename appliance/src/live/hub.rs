@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer};
@@ -137,10 +138,12 @@ impl Hub {
         if frame.keyframe {
             self.keyframes.fired(now);
         }
+        // One shared copy of the frame for every viewer.
+        let data: Arc<[u8]> = frame.data.as_slice().into();
         let mut all_events = Vec::new();
         for (&id, viewer) in &mut self.viewers {
             let mut events = Vec::new();
-            viewer.write_frame(frame, &mut self.out, &mut events);
+            viewer.write_frame(frame, &data, &mut self.out, &mut events);
             all_events.push((id, events));
         }
         for (id, events) in all_events {

@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use str0m::bwe::Bitrate;
@@ -30,7 +31,6 @@ pub(super) struct Viewer {
     /// Delta frames are useless until the viewer has a keyframe.
     needs_keyframe: bool,
     next_timeout: Instant,
-    pub(super) frames_sent: u64,
 }
 
 impl Viewer {
@@ -84,7 +84,6 @@ impl Viewer {
             connected: false,
             needs_keyframe: true,
             next_timeout,
-            frames_sent: 0,
         };
         Ok((viewer, answer))
     }
@@ -118,6 +117,7 @@ impl Viewer {
     pub(super) fn write_frame(
         &mut self,
         frame: &EncodedFrame,
+        data: &Arc<[u8]>,
         out: &mut VecDeque<HubOutput>,
         events: &mut Vec<ViewerEvent>,
     ) -> bool {
@@ -128,12 +128,11 @@ impl Viewer {
         let Some(writer) = self.rtc.writer(self.mid) else {
             return false;
         };
-        if let Err(e) = writer.write(self.pt, frame.info.capture.mono, rtp_time, frame.data.clone()) {
+        if let Err(e) = writer.write(self.pt, frame.info.capture.mono, rtp_time, data.clone()) {
             tracing::warn!("dropping a frame for a viewer: {e}");
             return false;
         }
         self.needs_keyframe = false;
-        self.frames_sent += 1;
         self.drain(out, events);
         true
     }

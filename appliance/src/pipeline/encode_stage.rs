@@ -41,10 +41,6 @@ impl EncodeStage {
             }
         }
     }
-
-    pub fn frames_in_flight(&self) -> usize {
-        self.encoder.frames_in_flight()
-    }
 }
 
 /// Places the frame's metadata OBU before the picture in its temporal unit.

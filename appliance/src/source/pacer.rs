@@ -20,10 +20,6 @@ impl Pacer {
         }
     }
 
-    pub fn interval(&self) -> Duration {
-        self.interval
-    }
-
     /// When the next frame is due; `None` before the first frame, which is due at once.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.next_due
