@@ -6,7 +6,7 @@
 // requestVideoFrameCallback() gives the RTP timestamp of the frame being
 // shown, which selects the boxes to draw. See README.md for the test hooks.
 
-import { findInTemporalUnit, boxToPixels, NORM16_MAX } from './meta.js';
+import { inspectEncodedFrame, boxToPixels, NORM16_MAX } from './meta.js';
 
 const params = new URLSearchParams(location.search);
 const CHECK_OVERLAY = params.get('check') === 'overlay';
@@ -140,19 +140,8 @@ function pipeOnMainThread(readable, writable, conn) {
   const counts = { frames: 0, withMeta: 0, errors: 0 };
   const transform = new TransformStream({
     transform(frame, controller) {
-      counts.frames++;
-      let meta = null;
-      let error = null;
-      try {
-        meta = findInTemporalUnit(new Uint8Array(frame.data));
-        if (meta) counts.withMeta++;
-      } catch (e) {
-        counts.errors++;
-        error = { code: e.code || 'exception', message: String(e.message || e) };
-      }
-      const md = frame.getMetadata ? frame.getMetadata() : {};
-      const rtpTimestamp = typeof md.rtpTimestamp === 'number' ? md.rtpTimestamp : frame.timestamp;
-      onTransformMessage(conn, { type: 'frame', session: conn.id, rtpTimestamp, meta, error, counts: { ...counts } });
+      const found = inspectEncodedFrame(frame, counts);
+      onTransformMessage(conn, { type: 'frame', session: conn.id, ...found, counts: { ...counts } });
       controller.enqueue(frame);
     },
   });

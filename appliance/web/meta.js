@@ -286,3 +286,33 @@ export function boxToPixels(box, width, height) {
   const y1 = edge(box[1] + box[3], height);
   return { x: x0, y: y0, w: x1 - x0, h: y1 - y0 };
 }
+
+/**
+ * Reads the Mado metadata of one encoded video frame from an Encoded
+ * Transform, keyed by its RTP timestamp, and tallies the outcome in `counts`
+ * ({frames, withMeta, errors}). Used by the transform worker and by the
+ * page's main-thread fallback alike.
+ */
+export function inspectEncodedFrame(frame, counts) {
+  counts.frames++;
+  let meta = null;
+  let error = null;
+  try {
+    meta = findInTemporalUnit(new Uint8Array(frame.data));
+    if (meta) counts.withMeta++;
+  } catch (e) {
+    counts.errors++;
+    error = { code: e && e.code ? e.code : 'exception', message: String(e && e.message ? e.message : e) };
+  }
+  return { rtpTimestamp: rtpTimestampOf(frame), meta, error };
+}
+
+function rtpTimestampOf(frame) {
+  try {
+    const md = frame.getMetadata ? frame.getMetadata() : null;
+    if (md && typeof md.rtpTimestamp === 'number') return md.rtpTimestamp;
+  } catch {
+    // fall through
+  }
+  return typeof frame.timestamp === 'number' ? frame.timestamp : null;
+}

@@ -12,39 +12,12 @@
 // Messages to the page: {type: 'frame', session, rtpTimestamp, meta, error,
 // counts: {frames, withMeta, errors}}.
 
-import { findInTemporalUnit } from './meta.js';
+import { inspectEncodedFrame } from './meta.js';
 
 const counts = { frames: 0, withMeta: 0, errors: 0 };
 
-function rtpTimestampOf(frame) {
-  try {
-    const md = frame.getMetadata ? frame.getMetadata() : null;
-    if (md && typeof md.rtpTimestamp === 'number') return md.rtpTimestamp;
-  } catch {
-    // fall through
-  }
-  return typeof frame.timestamp === 'number' ? frame.timestamp : null;
-}
-
 function inspect(frame, session) {
-  counts.frames++;
-  let meta = null;
-  let error = null;
-  try {
-    meta = findInTemporalUnit(new Uint8Array(frame.data));
-    if (meta) counts.withMeta++;
-  } catch (e) {
-    counts.errors++;
-    error = { code: e && e.code ? e.code : 'exception', message: String(e && e.message ? e.message : e) };
-  }
-  self.postMessage({
-    type: 'frame',
-    session,
-    rtpTimestamp: rtpTimestampOf(frame),
-    meta,
-    error,
-    counts: { ...counts },
-  });
+  self.postMessage({ type: 'frame', session, ...inspectEncodedFrame(frame, counts), counts: { ...counts } });
 }
 
 function pipe(readable, writable, session) {
