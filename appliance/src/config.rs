@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::encode::EncoderSettings;
+use crate::encode::{Backend, EncoderSettings};
 use crate::frame::VideoSize;
 use crate::source::SourceSpec;
 
@@ -104,7 +104,9 @@ impl CameraFormat {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EncoderConfig {
-    /// rav1e speed preset: 0 is slowest and best, 10 fastest.
+    /// `aom` (libaom in real-time mode) or `rav1e`.
+    pub backend: Backend,
+    /// 10 is fastest: rav1e's preset (0 to 10) or libaom's real-time speed (5 to 10).
     pub speed: Ranged<0, 10>,
     /// At most this many frames between keyframes.
     pub keyframe_interval: Ranged<1, 600>,
@@ -116,6 +118,9 @@ pub struct EncoderConfig {
     pub threads: Ranged<0, 64>,
     /// Tiles per frame; 0 chooses from the picture size.
     pub tiles: Ranged<0, 64>,
+    /// 2 encodes every other frame as a layer nothing depends on, so a slow
+    /// viewer can get half the frames (libaom only; rav1e always uses 1).
+    pub temporal_layers: Ranged<1, 2>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -203,12 +208,14 @@ impl Default for SourceConfig {
 impl Default for EncoderConfig {
     fn default() -> Self {
         Self {
+            backend: Backend::Aom,
             speed: Ranged::new_const(10),
             keyframe_interval: Ranged::new_const(120),
             bitrate_kbps: Ranged::new_const(1500),
             min_quantizer: Ranged::new_const(64),
             threads: Ranged::new_const(0),
             tiles: Ranged::new_const(0),
+            temporal_layers: Ranged::new_const(2),
         }
     }
 }
@@ -246,6 +253,7 @@ impl Config {
     pub fn encoder_settings(&self, size: VideoSize) -> EncoderSettings {
         let e = &self.encoder;
         EncoderSettings {
+            backend: e.backend,
             size,
             fps: self.source.fps.get() as u32,
             speed: e.speed.get() as u8,
@@ -254,6 +262,10 @@ impl Config {
             min_quantizer: e.min_quantizer.get() as u8,
             threads: e.threads.get() as usize,
             tiles: e.tiles.get() as usize,
+            temporal_layers: match e.backend {
+                Backend::Aom => e.temporal_layers.get() as u8,
+                Backend::Rav1e => 1,
+            },
         }
     }
 }

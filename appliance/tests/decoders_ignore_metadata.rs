@@ -28,13 +28,27 @@ fn decode(decoder: &str, ivf: &Path, out: &Path) -> (String, usize) {
 }
 
 #[test]
-fn dav1d_and_aomdec_decode_identical_frames_with_and_without_metadata() {
+fn rav1e_stream_decodes_identically_with_and_without_metadata() {
+    decoders_agree("backend = \"rav1e\"");
+}
+
+#[test]
+fn aom_stream_decodes_identically_with_and_without_metadata() {
+    decoders_agree("backend = \"aom\"\ntemporal_layers = 1");
+}
+
+#[test]
+fn layered_aom_stream_decodes_identically_with_and_without_metadata() {
+    decoders_agree("backend = \"aom\"\ntemporal_layers = 2");
+}
+
+fn decoders_agree(encoder: &str) {
     require_tool("dav1d", "dav1d");
     require_tool("aomdec", "aom-tools");
     let dir = tempfile::tempdir().unwrap();
     // Short keyframe interval, so the stream has several sequence headers too.
     let config = dir.path().join("mado.toml");
-    std::fs::write(&config, "[encoder]\nkeyframe_interval = 15\n").unwrap();
+    std::fs::write(&config, format!("[encoder]\nkeyframe_interval = 15\n{encoder}\n")).unwrap();
     let with_meta = dir.path().join("with-meta.ivf");
     run_ok(
         mado()
@@ -91,4 +105,69 @@ fn dav1d_and_aomdec_decode_identical_frames_with_and_without_metadata() {
         digests.push(a.0);
     }
     assert_eq!(digests[0], digests[1], "dav1d and aomdec disagree");
+}
+
+/// A viewer on a slow link is sent only the base temporal layer: every other
+/// frame. Both decoders must decode exactly those frames, and each still
+/// carries its own metadata.
+#[test]
+fn base_layer_of_a_layered_aom_stream_decodes_on_its_own() {
+    require_tool("dav1d", "dav1d");
+    require_tool("aomdec", "aom-tools");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mado.toml");
+    std::fs::write(
+        &config,
+        "[encoder]\nbackend = \"aom\"\ntemporal_layers = 2\nkeyframe_interval = 16\n",
+    )
+    .unwrap();
+    let layered = dir.path().join("layered.ivf");
+    run_ok(
+        mado()
+            .arg("--config")
+            .arg(&config)
+            .args([
+                "record",
+                "--source",
+                "testpattern",
+                "--pace",
+                "fast",
+                "--size",
+                "320x240",
+            ])
+            .args(["--frames", &FRAMES.to_string(), "--output", layered.to_str().unwrap()]),
+    );
+    let (mut header, frames) = read_ivf(&layered);
+    let layer_of = |data: &[u8]| {
+        mado::av1::obu::obus(data)
+            .map(|o| o.unwrap())
+            .find(|o| o.obu_type.starts_picture())
+            .map(|o| o.temporal_id().unwrap_or(0)) // libaom omits the extension on the base layer
+            .unwrap()
+    };
+    let layers: Vec<u8> = frames.iter().map(|f| layer_of(&f.data)).collect();
+    assert_eq!(layers[..4], [0, 1, 0, 1]);
+    let base: Vec<_> = frames.iter().filter(|f| layer_of(&f.data) == 0).collect();
+    assert_eq!(base.len(), FRAMES.div_ceil(2));
+    header.frame_count = base.len() as u32;
+    let base_only = dir.path().join("base.ivf");
+    let mut writer = IvfWriter::new(std::fs::File::create(&base_only).unwrap(), header).unwrap();
+    for frame in &base {
+        let meta = FrameMeta::find_in_temporal_unit(&frame.data).unwrap().unwrap();
+        assert_eq!(meta.seq % 2, 0, "frame {} is in the base layer", meta.seq);
+        writer.write_frame(frame.pts, &frame.data).unwrap();
+    }
+    writer.finish().unwrap();
+    let mut digests = Vec::new();
+    for decoder in ["dav1d", "aomdec"] {
+        let (md5, count) = decode(decoder, &base_only, &dir.path().join(format!("{decoder}-base.yuv")));
+        assert_eq!(
+            count,
+            base.len(),
+            "{decoder} decoded {count} of {} base-layer frames",
+            base.len()
+        );
+        digests.push(md5);
+    }
+    assert_eq!(digests[0], digests[1], "dav1d and aomdec disagree on the base layer");
 }

@@ -63,10 +63,20 @@ fn inspect_lists_every_frame_with_the_target_on_its_path() {
 }
 
 #[test]
-fn decoded_pictures_show_the_target_where_the_metadata_puts_it() {
+fn decoded_pictures_show_the_target_where_the_metadata_puts_it_rav1e() {
+    decoded_pictures_show_the_target("rav1e");
+}
+
+#[test]
+fn decoded_pictures_show_the_target_where_the_metadata_puts_it_aom() {
+    decoded_pictures_show_the_target("aom");
+}
+
+fn decoded_pictures_show_the_target(backend: &str) {
     require_tool("dav1d", "dav1d");
     let dir = tempfile::tempdir().unwrap();
-    let ivf = record_testpattern(dir.path(), "pattern.ivf", "320x240", 24);
+    let config = format!("[encoder]\nbackend = \"{backend}\"\n");
+    let ivf = common::record_with(dir.path(), "pattern.ivf", "320x240", 24, &config);
     let yuv = dir.path().join("decoded.yuv");
     run_ok(Command::new("dav1d").arg("-q").arg("-i").arg(&ivf).arg("-o").arg(&yuv));
     let raw = std::fs::read(&yuv).unwrap();

@@ -84,6 +84,13 @@ pub struct Obu<'a> {
     pub payload: &'a [u8],
 }
 
+impl Obu<'_> {
+    /// The temporal layer from the OBU extension header (spec 5.3.3); `None` without one.
+    pub fn temporal_id(&self) -> Option<u8> {
+        (self.bytes[0] & 0x04 != 0).then(|| self.bytes[1] >> 5)
+    }
+}
+
 /// Iterates over the OBUs of a temporal unit; stops after the first error.
 pub struct Obus<'a> {
     data: &'a [u8],

@@ -9,7 +9,6 @@ pub mod run;
 
 use anyhow::Context as _;
 use mado::config::Config;
-use mado::encode::Rav1eEncoder;
 use mado::frame::VideoSize;
 use std::path::{Path, PathBuf};
 
@@ -72,7 +71,8 @@ pub fn start_pipeline(config: &Config, pace: Pace, frame_limit: Option<u64>) -> 
     };
     let source = mado::source::open(spec, request).with_context(|| format!("opening source {spec}"))?;
     let settings = config.encoder_settings(source.size());
-    let encoder = Rav1eEncoder::new(&settings).context("starting the AV1 encoder")?;
+    let encoder = mado::encode::open_encoder(&settings)
+        .with_context(|| format!("starting the {} AV1 encoder", settings.backend))?;
     tracing::info!(source = %source.describe(), fps = settings.fps, kbps = settings.bitrate_kbps, "pipeline starting");
     let options = PipelineOptions {
         pace,
@@ -85,7 +85,7 @@ pub fn start_pipeline(config: &Config, pace: Pace, frame_limit: Option<u64>) -> 
     } else {
         detection(config)?
     };
-    let pipeline = Pipeline::start(source, Box::new(encoder), options, detection).context("starting the pipeline")?;
+    let pipeline = Pipeline::start(source, encoder, options, detection).context("starting the pipeline")?;
     Ok(Started {
         pipeline,
         source: description,

@@ -4,7 +4,7 @@
 use rav1e::config::SpeedSettings;
 use rav1e::prelude::*;
 
-use super::{EncodeError, EncodedFrame, EncoderSettings, VideoEncoder};
+use super::{Backend, EncodeError, EncodedFrame, EncoderSettings, VideoEncoder};
 use crate::frame::{Frame, FrameInfo, VideoSize};
 
 pub struct Rav1eEncoder {
@@ -17,6 +17,9 @@ pub struct Rav1eEncoder {
 impl Rav1eEncoder {
     pub fn new(settings: &EncoderSettings) -> Result<Self, EncodeError> {
         let size = settings.size;
+        if settings.temporal_layers != 1 {
+            return Err(EncodeError::BadSettings("rav1e encodes one temporal layer".into()));
+        }
         let mut speed = SpeedSettings::from_preset(settings.speed.min(10));
         speed.rdo_lookahead_frames = 1;
         speed.scene_detection_mode = SceneDetectionSpeed::None;
@@ -30,7 +33,7 @@ impl Rav1eEncoder {
             max_key_frame_interval: u64::from(settings.keyframe_interval.max(1)),
             bitrate: i32::try_from(u64::from(settings.bitrate_kbps) * 1000).unwrap_or(i32::MAX),
             tiles: if settings.tiles == 0 {
-                default_tiles(size)
+                super::default_tiles(size)
             } else {
                 settings.tiles
             },
@@ -49,11 +52,6 @@ impl Rav1eEncoder {
             in_flight: 0,
         })
     }
-}
-
-/// About one tile per 320x240 block of picture, which lets two to four cores work.
-fn default_tiles(size: VideoSize) -> usize {
-    (size.pixels() / (320 * 240)).clamp(1, 8)
 }
 
 impl VideoEncoder for Rav1eEncoder {
@@ -106,6 +104,7 @@ impl VideoEncoder for Rav1eEncoder {
                     return Ok(EncodedFrame {
                         info: *info,
                         keyframe: packet.frame_type == FrameType::KEY,
+                        temporal_layer: 0,
                         data: packet.data,
                     });
                 }
@@ -125,57 +124,28 @@ impl VideoEncoder for Rav1eEncoder {
     fn frames_in_flight(&self) -> usize {
         self.in_flight
     }
+
+    /// rav1e fixes the bitrate when its context is made (xiph/rav1e#3382).
+    fn set_bitrate(&mut self, _kbps: u32) -> Result<(), EncodeError> {
+        Err(EncodeError::Unsupported(Backend::Rav1e))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::av1::obu::{obus, ObuType};
-    use crate::frame::CaptureTime;
-    use crate::source::{FrameSource, TestPattern};
-    use std::time::Instant;
-
-    fn settings(size: &str) -> EncoderSettings {
-        EncoderSettings {
-            size: size.parse().unwrap(),
-            fps: 30,
-            speed: 10,
-            keyframe_interval: 30,
-            bitrate_kbps: 500,
-            min_quantizer: 0,
-            threads: 1,
-            tiles: 1,
-        }
-    }
-
-    fn drain(encoder: &mut Rav1eEncoder, out: &mut Vec<EncodedFrame>) -> EncodeError {
-        loop {
-            match encoder.receive_packet() {
-                Ok(packet) => out.push(packet),
-                Err(flow) => return flow,
-            }
-        }
-    }
+    use crate::encode::tests::{drain, frame, settings};
 
     #[test]
     fn encodes_every_frame_in_order_and_honours_keyframe_requests() {
-        let mut encoder = Rav1eEncoder::new(&settings("160x96")).unwrap();
-        let mut source = TestPattern::new("160x96".parse().unwrap());
+        let mut encoder = Rav1eEncoder::new(&settings("160x96", Backend::Rav1e)).unwrap();
         let mut packets = Vec::new();
         for seq in 0..12 {
             if seq == 5 {
                 encoder.request_keyframe();
             }
-            let frame = source
-                .next_frame(
-                    seq,
-                    CaptureTime {
-                        mono: Instant::now(),
-                        wall_us: seq,
-                    },
-                )
-                .unwrap();
-            encoder.send_frame(Some(&frame)).unwrap();
+            encoder.send_frame(Some(&frame("160x96", seq))).unwrap();
             assert_eq!(drain(&mut encoder, &mut packets), EncodeError::NeedMoreData);
         }
         assert!(packets.len() < 12, "low-latency rav1e still holds a few frames back");
@@ -195,20 +165,12 @@ mod tests {
     }
 
     #[test]
-    fn rejects_frames_of_the_wrong_size() {
-        let mut encoder = Rav1eEncoder::new(&settings("160x96")).unwrap();
-        let frame = TestPattern::new("64x64".parse().unwrap())
-            .next_frame(
-                0,
-                CaptureTime {
-                    mono: Instant::now(),
-                    wall_us: 0,
-                },
-            )
-            .unwrap();
+    fn rejects_frames_of_the_wrong_size_and_bitrate_changes() {
+        let mut encoder = Rav1eEncoder::new(&settings("160x96", Backend::Rav1e)).unwrap();
         assert!(matches!(
-            encoder.send_frame(Some(&frame)),
+            encoder.send_frame(Some(&frame("64x64", 0))),
             Err(EncodeError::WrongSize { .. })
         ));
+        assert_eq!(encoder.set_bitrate(100), Err(EncodeError::Unsupported(Backend::Rav1e)));
     }
 }

@@ -53,7 +53,7 @@ pub fn attach_metadata(mut packet: EncodedFrame) -> Result<EncodedFrame, Pipelin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encode::{EncoderSettings, Rav1eEncoder};
+    use crate::encode::{Backend, EncoderSettings, Rav1eEncoder};
     use crate::frame::CaptureTime;
     use crate::meta::FrameMeta;
     use crate::source::{FrameSource, TestPattern};
@@ -63,6 +63,7 @@ mod tests {
     fn every_frame_comes_out_once_with_its_own_metadata() {
         let size = "128x96".parse().unwrap();
         let settings = EncoderSettings {
+            backend: Backend::Rav1e,
             size,
             fps: 30,
             speed: 10,
@@ -71,6 +72,7 @@ mod tests {
             min_quantizer: 64,
             threads: 1,
             tiles: 1,
+            temporal_layers: 1,
         };
         let mut stage = EncodeStage::new(Box::new(Rav1eEncoder::new(&settings).unwrap()));
         let mut source = TestPattern::new(size);

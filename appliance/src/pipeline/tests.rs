@@ -3,7 +3,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use super::*;
-use crate::encode::{EncoderSettings, Rav1eEncoder};
+use crate::encode::{Backend, EncoderSettings, Rav1eEncoder};
 use crate::frame::{Frame, VideoSize};
 use crate::meta::FrameMeta;
 use crate::source::TestPattern;
@@ -25,6 +25,7 @@ impl VideoEncoder for GatedEncoder {
             self.pending.push_back(EncodedFrame {
                 info: frame.info.clone(),
                 keyframe: false,
+                temporal_layer: 0,
                 data,
             });
         }
@@ -36,6 +37,9 @@ impl VideoEncoder for GatedEncoder {
     fn request_keyframe(&mut self) {}
     fn frames_in_flight(&self) -> usize {
         self.pending.len()
+    }
+    fn set_bitrate(&mut self, _kbps: u32) -> Result<(), EncodeError> {
+        Ok(())
     }
 }
 
@@ -86,6 +90,7 @@ fn a_stalled_encoder_never_blocks_a_live_source() {
 #[test]
 fn an_offline_run_encodes_every_frame_in_order() {
     let settings = EncoderSettings {
+        backend: Backend::Rav1e,
         size: size(),
         fps: 30,
         speed: 10,
@@ -94,6 +99,7 @@ fn an_offline_run_encodes_every_frame_in_order() {
         min_quantizer: 64,
         threads: 1,
         tiles: 1,
+        temporal_layers: 1,
     };
     let encoder = Rav1eEncoder::new(&settings).unwrap();
     let options = PipelineOptions {

@@ -30,9 +30,18 @@ pub fn run_ok(cmd: &mut Command) -> Output {
 
 /// Records `frames` frames of the test pattern at `size` into `dir/name`, losing none.
 pub fn record_testpattern(dir: &Path, name: &str, size: &str, frames: u64) -> PathBuf {
+    record_with(dir, name, size, frames, "")
+}
+
+/// Records the test pattern with `config` (TOML text) as the configuration.
+pub fn record_with(dir: &Path, name: &str, size: &str, frames: u64, config: &str) -> PathBuf {
     let path = dir.join(name);
+    let config_path = dir.join(format!("{name}.toml"));
+    std::fs::write(&config_path, config).unwrap();
     run_ok(
         mado()
+            .arg("--config")
+            .arg(&config_path)
             .args(["record", "--source", "testpattern", "--pace", "fast", "--size", size])
             .args([
                 "--frames".as_ref(),
