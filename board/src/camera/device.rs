@@ -1,6 +1,7 @@
 //! A V4L2 capture device, via the `v4l` crate.
 
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -206,7 +207,7 @@ pub struct Camera {
     width: u32,
     height: u32,
     stride: u32,
-    _device: Device,
+    device: Device,
 }
 
 impl Camera {
@@ -260,7 +261,7 @@ impl Camera {
             width: actual.width,
             height: actual.height,
             stride: actual.stride,
-            _device: device,
+            device,
         })
     }
 
@@ -305,6 +306,14 @@ impl Camera {
             sequence: meta.sequence,
             monotonic,
         })
+    }
+}
+
+/// The device's descriptor, for poll(2): it is readable once a frame is
+/// waiting, so a caller can wait first and then take the frame without blocking.
+impl AsRawFd for Camera {
+    fn as_raw_fd(&self) -> RawFd {
+        self.device.handle().fd()
     }
 }
 
