@@ -1,31 +1,26 @@
-//! Encoder benchmark: frames per second and per-frame latency (frame pushed
-//! into the encoder to its packet out, metadata attached) at 640x480 and
-//! 1280x720, on the test pattern and on real footage.
+//! Encoder benchmark, both backends side by side in one process on the same
+//! real footage at 640x480, 1280x720 and 1920x1080: frames per second and
+//! per-frame latency (frame pushed to its packet out, metadata attached),
+//! back to back and paced at 30 fps. Then the encode stage driving libaom is
+//! set against ffmpeg driving the same libaom with the same settings, to show
+//! what the stage itself costs.
 //!
-//! Run with `cargo bench -p mado --bench encode`. Real footage comes from
-//! `scripts/fetch-footage`; without it those rows are skipped.
+//! Run `scripts/fetch-footage --bench`, then `cargo bench -p mado --bench encode`.
 //! `MADO_BENCH_FRAMES` sets the frames per case (default 90).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mado::config::Config;
-use mado::encode::{EncodedFrame, Rav1eEncoder};
+use mado::encode::{open_encoder, Backend, EncodedFrame, EncoderSettings};
 use mado::frame::{CaptureTime, Frame, VideoSize};
 use mado::pipeline::EncodeStage;
-use mado::source::{FrameSource, TestPattern, Y4mFile};
+use mado::source::{FrameSource, Y4mFile};
 
-struct Row {
-    content: &'static str,
-    size: VideoSize,
-    frames: usize,
-    fps: f64,
-    latency_median: Duration,
-    latency_p95: Duration,
-    paced_median: Duration,
-    paced_p95: Duration,
-    kbps: f64,
-}
+const SIZES: [&str; 3] = ["640x480", "1280x720", "1920x1080"];
+/// The fastest libaom speed ffmpeg 5.1's wrapper accepts; used for the comparison.
+const FFMPEG_SPEED: u8 = 8;
 
 /// Median and 95th percentile.
 fn quantiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
@@ -34,101 +29,115 @@ fn quantiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
     (pick(0.5), pick(0.95))
 }
 
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
 fn main() {
     let frames: usize = std::env::var("MADO_BENCH_FRAMES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(90);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let e = Config::default().encoder;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "rav1e default settings: speed {}, {} kbps, min quantizer {}, {threads} threads, tiles by size; frames fed back to back",
+        "default settings: speed {}, {} kbps, min quantizer {}, {threads} threads, tiles by size; vtest.avi footage",
         e.speed.get(),
         e.bitrate_kbps.get(),
         e.min_quantizer.get()
     );
-    let mut rows = Vec::new();
-    for size in ["640x480", "1280x720"] {
+    let mut table = Vec::new();
+    let mut versus = Vec::new();
+    for size in SIZES {
         let size: VideoSize = size.parse().unwrap();
-        rows.push(bench("test pattern", load(&mut TestPattern::new(size), frames), size));
-        let footage = format!("target/footage/vtest-{size}.y4m");
-        let footage = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(footage);
-        match Y4mFile::open(&footage) {
-            Ok(mut source) => rows.push(bench("vtest.avi footage", load(&mut source, frames), size)),
-            Err(e) => println!("skipping footage at {size}: {e} (run scripts/fetch-footage)"),
+        let path = footage(size);
+        let input = match Y4mFile::open(&path) {
+            Ok(mut source) => load(&mut source, frames),
+            Err(e) => {
+                println!("skipping {size}: {e} (run scripts/fetch-footage --bench)");
+                continue;
+            }
+        };
+        for backend in [Backend::Aom, Backend::Rav1e] {
+            let settings = settings(size, backend, None);
+            let row = bench(&input, &settings);
+            println!("{backend} {size}: {:.1} fps", row.0);
+            table.push((backend, size, row));
+        }
+        let ours = settings(size, Backend::Aom, Some(FFMPEG_SPEED));
+        let stage_fps = bench(&input, &ours).0;
+        match ffmpeg_fps(&path, &ours, input.len()) {
+            Some(ffmpeg) => versus.push((size, stage_fps, ffmpeg)),
+            None => println!("ffmpeg with libaom-av1 is not available: no comparison at {size}"),
         }
     }
     println!();
-    println!(
-        "Latency is frame pushed to its packet out (metadata attached): back to back, and with frames paced at 30 fps."
-    );
-    println!(
-        "| content | size | frames | encode fps | latency median / p95 | at 30 fps: median / p95 | kbps at 30 fps |"
-    );
-    println!("|---|---|---|---|---|---|---|");
-    for r in rows {
+    println!("| backend | size | encode fps | latency median / p95 | paced at 30 fps: median / p95 | kbps |");
+    println!("|---|---|---|---|---|---|");
+    for (backend, size, (fps, (m, p), (pm, pp), kbps)) in &table {
         println!(
-            "| {} | {} | {} | {:.1} | {:.0} / {:.0} ms | {:.0} / {:.0} ms | {:.0} |",
-            r.content,
-            r.size,
-            r.frames,
-            r.fps,
-            r.latency_median.as_secs_f64() * 1e3,
-            r.latency_p95.as_secs_f64() * 1e3,
-            r.paced_median.as_secs_f64() * 1e3,
-            r.paced_p95.as_secs_f64() * 1e3,
-            r.kbps
+            "| {backend} | {size} | {fps:.1} | {:.1} / {:.1} ms | {:.1} / {:.1} ms | {kbps:.0} |",
+            ms(*m),
+            ms(*p),
+            ms(*pm),
+            ms(*pp)
         );
     }
+    println!();
+    println!(
+        "libaom at speed {FFMPEG_SPEED}, same settings: encode stage (metadata attached) vs ffmpeg -c:v libaom-av1"
+    );
+    println!("| size | stage fps | ffmpeg fps | stage / ffmpeg |");
+    println!("|---|---|---|---|");
+    for (size, stage, ffmpeg) in versus {
+        println!("| {size} | {stage:.1} | {ffmpeg:.1} | {:.3} |", stage / ffmpeg);
+    }
+}
+
+fn footage(size: VideoSize) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../target/footage/vtest-{size}.y4m"))
+}
+
+fn settings(size: VideoSize, backend: Backend, speed: Option<u8>) -> EncoderSettings {
+    let mut settings = Config::default().encoder_settings(size);
+    settings.backend = backend;
+    if backend == Backend::Rav1e {
+        settings.temporal_layers = 1;
+    }
+    if let Some(speed) = speed {
+        settings.speed = speed;
+    }
+    settings
 }
 
 fn load(source: &mut dyn FrameSource, frames: usize) -> Vec<Frame> {
     let start = Instant::now();
     (0..frames as u64)
         .map(|seq| {
-            source
-                .next_frame(
-                    seq,
-                    CaptureTime {
-                        mono: start,
-                        wall_us: seq * 33_333,
-                    },
-                )
-                .unwrap()
+            let capture = CaptureTime {
+                mono: start,
+                wall_us: seq * 33_333,
+            };
+            source.next_frame(seq, capture).unwrap()
         })
         .collect()
 }
 
+type Row = (f64, (Duration, Duration), (Duration, Duration), f64);
+
 /// Encodes `input` once back to back and once paced at 30 fps.
-fn bench(content: &'static str, input: Vec<Frame>, size: VideoSize) -> Row {
-    let start = Instant::now();
-    let (latencies, bytes) = encode(&input, size, None);
-    let elapsed = start.elapsed();
-    let (paced, _) = encode(&input, size, Some(Duration::from_secs(1) / 30));
-    let (latency_median, latency_p95) = quantiles(latencies);
-    let (paced_median, paced_p95) = quantiles(paced);
-    let row = Row {
-        content,
-        size,
-        frames: input.len(),
-        fps: input.len() as f64 / elapsed.as_secs_f64(),
-        latency_median,
-        latency_p95,
-        paced_median,
-        paced_p95,
-        kbps: bytes as f64 * 8.0 / (input.len() as f64 / 30.0) / 1000.0,
-    };
-    println!(
-        "{content} {size}: {:.1} fps, median latency {:?}",
-        row.fps, row.latency_median
-    );
-    row
+fn bench(input: &[Frame], settings: &EncoderSettings) -> Row {
+    let (latencies, bytes, elapsed) = encode(input, settings, None);
+    let fps = input.len() as f64 / elapsed.as_secs_f64();
+    let (paced, _, _) = encode(input, settings, Some(Duration::from_secs(1) / 30));
+    let kbps = bytes as f64 * 8.0 / (input.len() as f64 / 30.0) / 1000.0;
+    (fps, quantiles(latencies), quantiles(paced), kbps)
 }
 
-/// Per-frame latencies and total bytes; with `interval`, frames are pushed no faster than that.
-fn encode(input: &[Frame], size: VideoSize, interval: Option<Duration>) -> (Vec<Duration>, usize) {
-    let settings = Config::default().encoder_settings(size);
-    let mut stage = EncodeStage::new(Box::new(Rav1eEncoder::new(&settings).unwrap()));
+/// Per-frame latencies, total bytes and the time from the first frame in to
+/// the last packet out; with `interval`, frames are pushed no faster than that.
+fn encode(input: &[Frame], settings: &EncoderSettings, interval: Option<Duration>) -> (Vec<Duration>, usize, Duration) {
+    let mut stage = EncodeStage::new(open_encoder(settings).unwrap());
     let mut pushed_at = Vec::with_capacity(input.len());
     let mut latencies = Vec::with_capacity(input.len());
     let mut out: Vec<EncodedFrame> = Vec::new();
@@ -152,6 +161,79 @@ fn encode(input: &[Frame], size: VideoSize, interval: Option<Duration>) -> (Vec<
     }
     stage.push(None, &mut out).unwrap();
     collect(&mut out, &pushed_at);
-    assert_eq!(latencies.len(), input.len(), "every frame came out");
-    (latencies, bytes)
+    assert_eq!(latencies.len(), input.len(), "every frame comes out");
+    (latencies, bytes, start.elapsed())
+}
+
+/// Frames per second of ffmpeg encoding the same file with libaom and the
+/// settings `aom_backend.rs` uses, output discarded.
+fn ffmpeg_fps(y4m: &Path, s: &EncoderSettings, frames: usize) -> Option<f64> {
+    let tiles = (s.size.pixels() / (320 * 240)).clamp(1, 8);
+    let kbps = format!("{}k", s.bitrate_kbps);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let params = "enable-tpl-model=0:deltaq-mode=0:enable-order-hint=0:max-intra-rate=300:\
+                  coeff-cost-upd-freq=3:mode-cost-upd-freq=3:mv-cost-upd-freq=3:enable-global-motion=0:\
+                  enable-warped-motion=0:enable-obmc=0:enable-ref-frame-mvs=0:noise-sensitivity=0:\
+                  enable-palette=0:enable-cdef=1";
+    let args: Vec<String> = [
+        "-loglevel",
+        "error",
+        "-nostdin",
+        "-i",
+        &y4m.to_string_lossy(),
+        "-frames:v",
+        &frames.to_string(),
+        "-c:v",
+        "libaom-av1",
+        "-usage",
+        "realtime",
+        "-cpu-used",
+        &s.speed.to_string(),
+        "-lag-in-frames",
+        "0",
+        "-row-mt",
+        "1",
+        "-tile-columns",
+        &(usize::BITS - 1 - tiles.leading_zeros()).to_string(),
+        "-threads",
+        &threads.to_string(),
+        "-b:v",
+        &kbps,
+        "-minrate",
+        &kbps,
+        "-maxrate",
+        &kbps,
+        "-bufsize",
+        &kbps,
+        "-undershoot-pct",
+        "50",
+        "-overshoot-pct",
+        "50",
+        "-qmin",
+        &(s.min_quantizer / 4).to_string(),
+        "-qmax",
+        "63",
+        "-aq-mode",
+        "3",
+        "-g",
+        &s.keyframe_interval.to_string(),
+        "-aom-params",
+        params,
+        "-f",
+        "null",
+        "-",
+    ]
+    .map(String::from)
+    .to_vec();
+    // Once to warm the page cache, then timed.
+    Command::new("ffmpeg")
+        .args(&args)
+        .output()
+        .ok()?
+        .status
+        .success()
+        .then_some(())?;
+    let start = Instant::now();
+    let ok = Command::new("ffmpeg").args(&args).status().ok()?.success();
+    ok.then(|| frames as f64 / start.elapsed().as_secs_f64())
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::adapt::Rung;
 use crate::encode::{Backend, EncoderSettings};
 use crate::frame::VideoSize;
 use crate::source::SourceSpec;
@@ -58,6 +59,66 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     pub live: LiveConfig,
     pub detect: DetectConfig,
+    pub adapt: AdaptConfig,
+}
+
+/// Bandwidth adaptation: the encoder follows the viewers' links (libaom; with
+/// rav1e only the ladder's rungs change, each with a new encoder).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdaptConfig {
+    pub enabled: bool,
+    /// The bitrate is never set below this; `[encoder] bitrate_kbps` is the ceiling.
+    pub floor_kbps: Ranged<50, 50_000>,
+    /// From the top rung down: below a rung's `min_kbps` the next one is used.
+    pub ladder: Ladder,
+}
+
+impl Default for AdaptConfig {
+    fn default() -> Self {
+        let rung = |min_kbps, scale, fps| Rung { min_kbps, scale, fps };
+        Self {
+            enabled: true,
+            floor_kbps: Ranged::new_const(150),
+            ladder: Ladder(vec![rung(700, 1, 30), rung(300, 2, 30), rung(0, 2, 15)]),
+        }
+    }
+}
+
+/// A checked ladder: at least one rung, floors falling, scales 1, 2 or 4.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<Rung>", into = "Vec<Rung>")]
+pub struct Ladder(Vec<Rung>);
+
+impl Ladder {
+    pub fn rungs(&self) -> &[Rung] {
+        &self.0
+    }
+}
+
+impl TryFrom<Vec<Rung>> for Ladder {
+    type Error = String;
+    fn try_from(rungs: Vec<Rung>) -> Result<Self, String> {
+        if rungs.is_empty() {
+            return Err("the ladder needs at least one rung".into());
+        }
+        if let Some(r) = rungs
+            .iter()
+            .find(|r| ![1, 2, 4].contains(&r.scale) || !(1..=120).contains(&r.fps))
+        {
+            return Err(format!("rung {r:?}: scale must be 1, 2 or 4 and fps 1 to 120"));
+        }
+        if rungs.windows(2).any(|w| w[1].min_kbps >= w[0].min_kbps) {
+            return Err("rungs must go from the highest min_kbps down".into());
+        }
+        Ok(Self(rungs))
+    }
+}
+
+impl From<Ladder> for Vec<Rung> {
+    fn from(ladder: Ladder) -> Self {
+        ladder.0
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -310,6 +371,18 @@ mod tests {
                 "invalid IP address",
             ),
             ("[source\n", "source", "TOML parse error"),
+            ("[encoder]\nbackend = \"x264\"\n", "backend", "unknown variant"),
+            (
+                "[adapt]\nladder = [{ min_kbps = 100, scale = 3, fps = 30 }]\n",
+                "ladder",
+                "scale must be 1, 2 or 4",
+            ),
+            (
+                "[adapt]\nladder = [{ min_kbps = 100, scale = 1, fps = 30 }, { min_kbps = 200, scale = 2, fps = 30 }]\n",
+                "ladder",
+                "highest min_kbps down",
+            ),
+            ("[adapt]\nladder = []\n", "ladder", "at least one rung"),
         ] {
             let err = Config::from_toml(text).unwrap_err();
             assert!(err.contains(key) && err.contains(why), "error for {text:?} was: {err}");

@@ -4,6 +4,7 @@
 //! Pipeline stages are plain state machines that take frames and time and
 //! return outputs; threads, clocks and I/O live in [`pipeline`] and the binary.
 
+pub mod adapt;
 pub mod av1;
 pub mod config;
 pub mod detect;
@@ -12,4 +13,5 @@ pub mod frame;
 pub mod live;
 pub mod meta;
 pub mod pipeline;
+pub mod scale;
 pub mod source;

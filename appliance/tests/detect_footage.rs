@@ -44,10 +44,13 @@ fn people_are_detected_in_street_footage_and_carried_in_the_stream() {
         mado()
             .arg("--config")
             .arg(&config)
-            .args(["record", "--pace", "fast", "--source", &source])
-            .args(["--frames", "60", "--output", out.to_str().unwrap()]),
+            // Real time, as on the device: the detector takes the newest
+            // frame whenever it is free, so it sees a share of the frames
+            // that depends on its speed, not on the encoder's.
+            .args(["record", "--pace", "realtime", "--source", &source])
+            .args(["--frames", "90", "--output", out.to_str().unwrap()]),
     );
-    assert_eq!(read_ivf(&out).1.len(), 60);
+    assert_eq!(read_ivf(&out).1.len(), 90);
 
     let inspect = run_ok(mado().arg("inspect").arg(&out));
     let lines: Vec<Value> = String::from_utf8(inspect.stdout)
@@ -61,8 +64,8 @@ fn people_are_detected_in_street_footage_and_carried_in_the_stream() {
         .filter(|l| l["meta"]["detections"]["frame_seq"] == l["meta"]["seq"])
         .collect();
     assert!(
-        sampled.len() >= 20,
-        "only {} of 60 frames were looked at",
+        sampled.len() >= 15,
+        "only {} of 90 frames were looked at",
         sampled.len()
     );
     let with_person = sampled

@@ -192,16 +192,18 @@ fn a_corrupt_model_file_is_an_error_not_a_crash() {
 
 /// Median inference time of both models (SSD on the street frame); compare
 /// with `scripts/models/make-reference.py --bench` (same models, inputs and
-/// threads; both take the thread count from MADO_BENCH_THREADS, default 2):
-/// `cargo test -p mado --test detect_runtime -- --ignored --nocapture`
+/// threads; both take the thread count from MADO_BENCH_THREADS, default 2,
+/// and the timed runs from MADO_BENCH_RUNS, default 200, after a twentieth
+/// as many untimed ones, at least 2):
+/// `cargo test -p mado --test detect_runtime -- --ignored --nocapture`.
+/// scripts/bench-aarch64-detect runs both under qemu-aarch64-static.
 #[test]
 #[ignore]
 fn bench_ssd_inference() {
     let (library, frame) = (library(), vtest_frame());
-    let threads = std::env::var("MADO_BENCH_THREADS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(THREADS);
+    let setting = |name: &str, default: usize| std::env::var(name).ok().and_then(|t| t.parse().ok()).unwrap_or(default);
+    let threads = setting("MADO_BENCH_THREADS", THREADS);
+    let runs = setting("MADO_BENCH_RUNS", 200).max(1);
     for (manifest, image) in [
         ("ssd_mobilenetv2_oidv4.toml", frame),
         ("face_detection_short_range.toml", astronaut()),
@@ -209,10 +211,10 @@ fn bench_ssd_inference() {
         let (model, path) = detect::load_model(&workspace().join("models").join(manifest)).unwrap();
         let mut interpreter = LiteRt::open(&library, &path, threads).unwrap();
         let input = model.preprocess(&image);
-        for _ in 0..10 {
+        for _ in 0..(runs / 20).max(2) {
             interpreter.run(&input).unwrap();
         }
-        let mut times: Vec<f64> = (0..200)
+        let mut times: Vec<f64> = (0..runs)
             .map(|_| {
                 let start = Instant::now();
                 interpreter.run(&input).unwrap();
@@ -220,9 +222,8 @@ fn bench_ssd_inference() {
             })
             .collect();
         times.sort_by(f64::total_cmp);
-        eprintln!(
-            "{manifest}: median {:.2} ms over 200 runs, {threads} threads",
-            times[100]
-        );
+        // The median as numpy takes it: the mean of the middle two of an even count.
+        let median = (times[(runs - 1) / 2] + times[runs / 2]) / 2.0;
+        eprintln!("{manifest}: median {median:.2} ms over {runs} runs, {threads} threads");
     }
 }

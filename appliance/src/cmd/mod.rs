@@ -59,6 +59,7 @@ pub struct Started {
     pub pipeline: Pipeline,
     pub source: String,
     pub size: VideoSize,
+    pub settings: mado::encode::EncoderSettings,
 }
 
 /// Opens the configured source and encoder and starts the pipeline.
@@ -71,7 +72,7 @@ pub fn start_pipeline(config: &Config, pace: Pace, frame_limit: Option<u64>) -> 
     };
     let source = mado::source::open(spec, request).with_context(|| format!("opening source {spec}"))?;
     let settings = config.encoder_settings(source.size());
-    let encoder = mado::encode::open_encoder(&settings)
+    let stage = mado::pipeline::EncodeStage::adaptive(settings.clone())
         .with_context(|| format!("starting the {} AV1 encoder", settings.backend))?;
     tracing::info!(source = %source.describe(), fps = settings.fps, kbps = settings.bitrate_kbps, "pipeline starting");
     let options = PipelineOptions {
@@ -85,10 +86,11 @@ pub fn start_pipeline(config: &Config, pace: Pace, frame_limit: Option<u64>) -> 
     } else {
         detection(config)?
     };
-    let pipeline = Pipeline::start(source, encoder, options, detection).context("starting the pipeline")?;
+    let pipeline = Pipeline::start(source, stage, options, detection).context("starting the pipeline")?;
     Ok(Started {
         pipeline,
         source: description,
         size,
+        settings,
     })
 }

@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use futures_lite::FutureExt as _;
+use mado::adapt::{LinkReport, RateController};
 use mado::config::Config;
 use mado::encode::EncodedFrame;
+use mado::encode::BASE_LAYER_SHARE_PCT;
 use mado::frame::VideoSize;
-use mado::live::{Hub, HubConfig, HubOutput};
+use mado::live::{EgressLatency, Hub, HubConfig, HubOutput};
 use mado::pipeline::{Pace, Pipeline, StatsSnapshot};
 use serde_json::json;
 
@@ -19,6 +21,8 @@ use super::http::{self, Command, HttpState};
 use super::media_socket::{media_addresses, Datagram, MediaSockets};
 
 const STATUS_EVERY: Duration = Duration::from_secs(1);
+/// How often the viewers' link estimates are turned into an encoder target.
+const ADAPT_EVERY: Duration = Duration::from_millis(500);
 const LOG_EVERY: Duration = Duration::from_secs(30);
 
 pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
@@ -61,14 +65,27 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let listener = smol::net::TcpListener::try_from(listener)?;
     ex.spawn(http::serve(listener, state.clone(), ex.clone())).detach();
 
+    let settings = &started.settings;
+    let adapt = config.adapt.enabled.then(|| {
+        let base_share = match settings.temporal_layers {
+            2 => f64::from(BASE_LAYER_SHARE_PCT) / 100.0,
+            _ => 1.0,
+        };
+        let floor = config.adapt.floor_kbps.get() as u32;
+        RateController::new(config.adapt.ladder.rungs().to_vec(), bitrate, floor, base_share)
+    });
     let driver = Driver {
         hub,
         sockets,
         pipeline,
         source: &started.source,
         size: started.size,
+        backend: settings.backend.to_string(),
+        fps: settings.fps,
         state,
         started: Instant::now(),
+        adapt,
+        egress: EgressLatency::default(),
     };
     // Two threads: one runs the executor for HTTP and sockets, this one the driver.
     let (stop, stopped) = async_channel::bounded::<()>(1);
@@ -89,8 +106,12 @@ struct Driver<'a> {
     pipeline: &'a Pipeline,
     source: &'a str,
     size: VideoSize,
+    backend: String,
+    fps: u32,
     state: Arc<HttpState>,
     started: Instant,
+    adapt: Option<RateController>,
+    egress: EgressLatency,
 }
 
 enum Wake {
@@ -109,10 +130,15 @@ impl Driver<'_> {
     ) -> anyhow::Result<()> {
         let frames = self.pipeline.output().clone();
         let mut next_status = Instant::now();
+        let mut next_adapt = Instant::now();
         let mut next_log = Instant::now() + LOG_EVERY;
         let mut last = (Instant::now(), self.pipeline.stats());
         loop {
-            let deadline = self.hub.poll_timeout().map_or(next_status, |t| t.min(next_status));
+            let deadline = self
+                .hub
+                .poll_timeout()
+                .map_or(next_status, |t| t.min(next_status))
+                .min(next_adapt);
             let wake = async { datagrams.recv().await.map_or(Wake::PipelineEnded, Wake::Datagram) }
                 .or(async { frames.recv().await.map_or(Wake::PipelineEnded, Wake::Frame) })
                 .or(async { commands.recv().await.map_or(Wake::PipelineEnded, Wake::Command) })
@@ -124,7 +150,10 @@ impl Driver<'_> {
             let now = Instant::now();
             match wake {
                 Wake::Datagram(d) => self.hub.handle_receive(now, d.source, d.destination, &d.contents),
-                Wake::Frame(frame) => self.hub.handle_frame(now, &frame),
+                Wake::Frame(frame) => {
+                    self.egress.on_frame(now, &frame);
+                    self.hub.handle_frame(now, &frame);
+                }
                 Wake::Command(Command::AddViewer { offer, reply }) => {
                     let _ = reply.try_send(self.hub.add_viewer(now, offer));
                     self.publish_viewers();
@@ -139,6 +168,10 @@ impl Driver<'_> {
                     }
                 }
                 Wake::PipelineEnded => return Ok(()),
+            }
+            if now >= next_adapt {
+                self.adapt(now);
+                next_adapt = now + ADAPT_EVERY;
             }
             self.flush();
             if now >= next_status {
@@ -161,10 +194,40 @@ impl Driver<'_> {
                     source,
                     destination,
                     contents,
-                } => self.sockets.send(source, destination, &contents),
+                } => {
+                    self.sockets.send(source, destination, &contents);
+                    self.egress.on_transmit(Instant::now(), &contents);
+                }
                 HubOutput::ForceKeyframe => self.pipeline.request_keyframe(),
             }
         }
+    }
+
+    /// Turns the viewers' link estimates into the encoder's target.
+    fn adapt(&mut self, now: Instant) {
+        let Some(controller) = &mut self.adapt else {
+            return;
+        };
+        let reports: Vec<LinkReport> = self
+            .hub
+            .links()
+            .iter()
+            .map(|l| LinkReport {
+                estimate_kbps: l.estimate_kbps,
+                loss: l.loss,
+            })
+            .collect();
+        if let Some(plan) = controller.handle_links(now, &reports) {
+            let rung = controller.rung();
+            tracing::info!(
+                kbps = plan.bitrate_kbps,
+                scale = rung.scale,
+                fps = rung.fps,
+                "encoder target"
+            );
+            self.pipeline.set_target(plan.bitrate_kbps, rung);
+        }
+        self.hub.set_stream_kbps(controller.plan().bitrate_kbps);
     }
 
     /// Viewer counts change with every session; publish them at once.
@@ -180,6 +243,11 @@ impl Driver<'_> {
         let fps = (stats.encoded - before.encoded) as f64 / secs;
         let kbps = (stats.encoded_bytes - before.encoded_bytes) as f64 * 8.0 / secs / 1000.0;
         let size = self.size;
+        let (target_kbps, rung) = match &self.adapt {
+            Some(c) => (Some(c.plan().bitrate_kbps), Some(c.rung())),
+            None => (None, None),
+        };
+        let encoded_size = rung.map_or(size, |r| mado::scale::scaled_size(size, r.scale));
         let status = json!({
             "uptime_s": self.started.elapsed().as_secs(),
             "source": self.source,
@@ -194,6 +262,15 @@ impl Driver<'_> {
             "frames_encoded": stats.encoded,
             "frames_dropped": stats.dropped,
             "encode_latency_ms": stats.last_latency_us as f64 / 1000.0,
+            "latency": self.egress.budget(),
+            "encoder": {
+                "backend": self.backend,
+                "target_kbps": target_kbps,
+                "width": encoded_size.width(),
+                "height": encoded_size.height(),
+                "fps": rung.map(|r| r.fps.min(self.fps)),
+            },
+            "links": self.hub.links(),
             "inference_ms": (stats.last_inference_us > 0).then(|| stats.last_inference_us as f64 / 1000.0),
             "detections_run": stats.detections_run,
             "camera": match (self.source.starts_with("camera"), stats.source_lost) {

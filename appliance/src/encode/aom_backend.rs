@@ -271,7 +271,8 @@ impl Drop for AomEncoder {
 impl VideoEncoder for AomEncoder {
     fn send_frame(&mut self, frame: Option<&Frame>) -> Result<(), EncodeError> {
         if self.flushed {
-            return Err(EncodeError::Finished);
+            // Flushing twice is harmless; a frame after the flush is not.
+            return frame.map_or(Ok(()), |_| Err(EncodeError::Finished));
         }
         let Some(frame) = frame else {
             self.flushed = true;

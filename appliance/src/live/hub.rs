@@ -47,6 +47,15 @@ impl FromStr for ViewerId {
     }
 }
 
+/// One connected viewer's link, for the rate controller and the status page.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct ViewerLink {
+    pub estimate_kbps: u32,
+    pub loss: f32,
+    /// Gets only the base temporal layer (every other frame).
+    pub base_only: bool,
+}
+
 /// What the hub asks of its shell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HubOutput {
@@ -116,6 +125,29 @@ impl Hub {
 
     pub fn connected_count(&self) -> usize {
         self.viewers.values().filter(|v| v.is_connected()).count()
+    }
+
+    /// The links of connected viewers that have a bandwidth estimate.
+    pub fn links(&self) -> Vec<ViewerLink> {
+        self.viewers
+            .values()
+            .filter(|v| v.is_connected())
+            .filter_map(|v| {
+                v.link().map(|l| ViewerLink {
+                    estimate_kbps: l.estimate_kbps,
+                    loss: l.loss,
+                    base_only: v.base_only(),
+                })
+            })
+            .collect()
+    }
+
+    /// The encoder now targets `kbps`: viewers whose links cannot take that
+    /// get the base layer only, the others everything.
+    pub fn set_stream_kbps(&mut self, kbps: u32) {
+        for viewer in self.viewers.values_mut() {
+            viewer.set_stream_kbps(kbps);
+        }
     }
 
     /// A datagram arrived on the media socket.

@@ -3,12 +3,14 @@
 //! and returns datagrams to send and keyframe requests; the binary owns the
 //! sockets, the HTTP server and the clock.
 
+mod egress;
 mod hub;
 mod keyframes;
 mod viewer;
 mod whep;
 
-pub use hub::{Hub, HubConfig, HubOutput, ViewerId};
+pub use egress::{EgressLatency, LatencyBudget, Quantiles};
+pub use hub::{Hub, HubConfig, HubOutput, ViewerId, ViewerLink};
 pub use keyframes::KeyframeLimiter;
 pub use whep::{check_content_type, check_offer, WhepError, MAX_OFFER_BYTES, SDP_CONTENT_TYPE};
 

@@ -13,7 +13,7 @@ use str0m::{Candidate, Event, Input, Output, Rtc};
 use super::*;
 use crate::av1::obu::{remove_obus, ObuType};
 use crate::config::Config;
-use crate::encode::{EncodedFrame, Rav1eEncoder};
+use crate::encode::EncodedFrame;
 use crate::frame::CaptureTime;
 use crate::meta::FrameMeta;
 use crate::pipeline::EncodeStage;
@@ -184,7 +184,7 @@ fn encoded_stream(frames: u64) -> Vec<EncodedFrame> {
     let size = "160x120".parse().unwrap();
     let mut config = Config::default();
     config.encoder.keyframe_interval = crate::config::Ranged::new_const(30);
-    let mut stage = EncodeStage::new(Box::new(Rav1eEncoder::new(&config.encoder_settings(size)).unwrap()));
+    let mut stage = EncodeStage::new(crate::encode::open_encoder(&config.encoder_settings(size)).unwrap());
     let mut source = TestPattern::new(size);
     let mut out = Vec::new();
     let start = Instant::now();

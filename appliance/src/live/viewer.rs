@@ -13,6 +13,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use super::hub::{HubConfig, HubOutput};
 use super::whep::WhepError;
+use crate::adapt::{base_layer_only, LinkReport};
 use crate::encode::EncodedFrame;
 
 /// What a viewer tells the hub, beyond datagrams to send.
@@ -31,6 +32,15 @@ pub(super) struct Viewer {
     /// Delta frames are useless until the viewer has a keyframe.
     needs_keyframe: bool,
     next_timeout: Instant,
+    /// The latest bandwidth estimate and reported loss, once there is one.
+    link: Option<LinkReport>,
+    /// The link is too narrow for the whole stream: send the base layer only.
+    base_only: bool,
+}
+
+/// The RTP timestamp `frame` is sent with: its wall-clock capture time at 90 kHz.
+pub(super) fn rtp_timestamp(frame: &EncodedFrame) -> u32 {
+    (frame.info.capture.wall_us * 9 / 100) as u32
 }
 
 impl Viewer {
@@ -42,6 +52,7 @@ impl Viewer {
             .clear_codecs()
             .enable_av1(true)
             .enable_bwe(Some(pacing))
+            .set_stats_interval(Some(std::time::Duration::from_secs(1)))
             .build(now);
         for addr in &config.candidates {
             let candidate = Candidate::host(*addr, "udp").map_err(|e| WhepError::Negotiation(e.to_string()))?;
@@ -84,6 +95,8 @@ impl Viewer {
             connected: false,
             needs_keyframe: true,
             next_timeout,
+            link: None,
+            base_only: false,
         };
         Ok((viewer, answer))
     }
@@ -98,6 +111,22 @@ impl Viewer {
 
     pub(super) fn is_connected(&self) -> bool {
         self.connected
+    }
+
+    pub(super) fn link(&self) -> Option<LinkReport> {
+        self.link
+    }
+
+    pub(super) fn base_only(&self) -> bool {
+        self.base_only
+    }
+
+    /// The stream is now sent at `stream_kbps`: decide whether this viewer
+    /// can take all of it or only the base layer.
+    pub(super) fn set_stream_kbps(&mut self, stream_kbps: u32) {
+        if let Some(link) = &self.link {
+            self.base_only = base_layer_only(self.base_only, link, stream_kbps);
+        }
     }
 
     /// Feeds one input and collects what the viewer wants to do.
@@ -121,10 +150,10 @@ impl Viewer {
         out: &mut VecDeque<HubOutput>,
         events: &mut Vec<ViewerEvent>,
     ) -> bool {
-        if !self.connected || (self.needs_keyframe && !frame.keyframe) {
+        if !self.connected || (self.needs_keyframe && !frame.keyframe) || (self.base_only && frame.temporal_layer > 0) {
             return false;
         }
-        let rtp_time = MediaTime::from_90khz(frame.info.capture.wall_us * 9 / 100);
+        let rtp_time = MediaTime::from_90khz(u64::from(rtp_timestamp(frame)));
         let Some(writer) = self.rtc.writer(self.mid) else {
             return false;
         };
@@ -155,6 +184,16 @@ impl Viewer {
                         events.push(ViewerEvent::Connected);
                     }
                     Event::KeyframeRequest(_) => events.push(ViewerEvent::KeyframeWanted),
+                    Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc { estimate, .. }) => {
+                        let estimate_kbps = u32::try_from(estimate.as_u64() / 1000).unwrap_or(u32::MAX);
+                        let loss = self.link.map_or(0.0, |l| l.loss);
+                        self.link = Some(LinkReport { estimate_kbps, loss });
+                    }
+                    Event::MediaEgressStats(stats) => {
+                        if let (Some(link), Some(loss)) = (&mut self.link, stats.loss) {
+                            link.loss = loss;
+                        }
+                    }
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => events.push(ViewerEvent::Gone),
                     _ => {}
                 },

@@ -1,27 +1,122 @@
 //! The encode stage as a plain state machine: frames in, framed packets out.
-//! It drives an encoder's flow control and attaches each frame's metadata.
+//! It drives an encoder's flow control, attaches each frame's metadata, and
+//! follows the bitrate ladder: a rung's frame rate thins the frames, its
+//! scale shrinks them, and a new rung gets an encoder of its own.
+
+use std::sync::Arc;
 
 use super::PipelineError;
+use crate::adapt::Rung;
 use crate::av1::obu::insert_before_picture;
-use crate::encode::{EncodeError, EncodedFrame, VideoEncoder};
+use crate::encode::{open_encoder, EncodeError, EncodedFrame, EncoderSettings, VideoEncoder};
 use crate::frame::Frame;
+use crate::scale::{scaled_size, Downscaler};
 
 pub struct EncodeStage {
     encoder: Box<dyn VideoEncoder>,
+    /// The full-size settings new rungs start from; `None` for a fixed encoder.
+    settings: Option<EncoderSettings>,
+    rung: Rung,
+    bitrate_kbps: u32,
+    scaler: Downscaler,
+    /// Frames offered since the rung changed, to thin them to its rate.
+    offered: u64,
 }
 
 impl EncodeStage {
+    /// A stage around one encoder for good.
     pub fn new(encoder: Box<dyn VideoEncoder>) -> Self {
-        Self { encoder }
+        Self {
+            encoder,
+            settings: None,
+            rung: Rung {
+                min_kbps: 0,
+                scale: 1,
+                fps: u32::MAX,
+            },
+            bitrate_kbps: 0,
+            scaler: Downscaler::default(),
+            offered: 0,
+        }
+    }
+
+    /// A stage that can change bitrate and rung, opening encoders from `settings`.
+    pub fn adaptive(settings: EncoderSettings) -> Result<Self, EncodeError> {
+        let mut stage = Self::new(open_encoder(&settings)?);
+        stage.rung = Rung {
+            min_kbps: 0,
+            scale: 1,
+            fps: settings.fps,
+        };
+        stage.bitrate_kbps = settings.bitrate_kbps;
+        stage.settings = Some(settings);
+        Ok(stage)
     }
 
     pub fn request_keyframe(&mut self) {
         self.encoder.request_keyframe();
     }
 
+    /// Encodes from now on at `bitrate_kbps` on `rung`. A new rung flushes
+    /// the encoder into `out` and opens another (starting with a keyframe);
+    /// a backend that cannot change bitrate keeps its own until then.
+    pub fn set_target(
+        &mut self,
+        bitrate_kbps: u32,
+        rung: Rung,
+        out: &mut Vec<EncodedFrame>,
+    ) -> Result<(), PipelineError> {
+        let Some(settings) = &self.settings else {
+            return Ok(());
+        };
+        let fps = rung.fps.min(settings.fps);
+        if (rung.scale, fps) != (self.rung.scale, self.rung.fps) {
+            let next = EncoderSettings {
+                size: scaled_size(settings.size, rung.scale),
+                fps,
+                bitrate_kbps,
+                ..settings.clone()
+            };
+            self.push(None, out)?;
+            self.encoder = open_encoder(&next)?;
+            self.rung = Rung { fps, ..rung };
+            self.offered = 0;
+        } else if bitrate_kbps != self.bitrate_kbps {
+            match self.encoder.set_bitrate(bitrate_kbps) {
+                Ok(()) | Err(EncodeError::Unsupported(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.bitrate_kbps = bitrate_kbps;
+        Ok(())
+    }
+
     /// Encodes `frame` (or flushes, for `None`) and appends every packet that
-    /// became ready, each carrying its frame's metadata OBU, to `out`.
+    /// became ready, each carrying its frame's metadata OBU, to `out`. On a
+    /// rung with fewer frames or a smaller picture, a frame may be left out
+    /// or shrunk first.
     pub fn push(&mut self, frame: Option<&Frame>, out: &mut Vec<EncodedFrame>) -> Result<(), PipelineError> {
+        let scaled;
+        let frame = match (frame, &self.settings) {
+            (Some(frame), Some(settings)) => {
+                if !self.keeps_next(settings.fps) {
+                    return Ok(());
+                }
+                if self.rung.scale > 1 {
+                    let size = scaled_size(frame.image.size(), self.rung.scale);
+                    let mut info = frame.info.clone();
+                    info.size = size;
+                    scaled = Frame {
+                        info,
+                        image: Arc::new(self.scaler.scale(&frame.image, size)),
+                    };
+                    Some(&scaled)
+                } else {
+                    Some(frame)
+                }
+            }
+            (frame, _) => frame,
+        };
         loop {
             match self.encoder.send_frame(frame) {
                 Ok(()) => break,
@@ -30,6 +125,13 @@ impl EncodeStage {
             }
         }
         self.drain(out)
+    }
+
+    /// Whether the next frame from a `source_fps` source is kept at the rung's rate.
+    fn keeps_next(&mut self, source_fps: u32) -> bool {
+        let (n, fps, source) = (self.offered, u64::from(self.rung.fps), u64::from(source_fps.max(1)));
+        self.offered += 1;
+        fps >= source || (n + 1) * fps / source > n * fps / source
     }
 
     fn drain(&mut self, out: &mut Vec<EncodedFrame>) -> Result<(), PipelineError> {
@@ -100,5 +202,62 @@ mod tests {
 
     fn source_detections(size: crate::frame::VideoSize, seq: u64) -> crate::meta::Detections {
         TestPattern::new(size).detections(seq)
+    }
+
+    #[test]
+    fn a_lower_rung_halves_the_picture_and_the_frame_rate_from_a_keyframe_on() {
+        let settings = crate::encode::tests::settings("320x240", Backend::Aom);
+        let mut stage = EncodeStage::adaptive(settings).unwrap();
+        let mut out = Vec::new();
+        for seq in 0..10 {
+            stage
+                .push(Some(&crate::encode::tests::frame("320x240", seq)), &mut out)
+                .unwrap();
+        }
+        assert_eq!(out.len(), 10);
+        stage
+            .set_target(
+                200,
+                Rung {
+                    min_kbps: 0,
+                    scale: 2,
+                    fps: 15,
+                },
+                &mut out,
+            )
+            .unwrap();
+        for seq in 10..30 {
+            stage
+                .push(Some(&crate::encode::tests::frame("320x240", seq)), &mut out)
+                .unwrap();
+        }
+        let after: Vec<_> = out[10..].iter().collect();
+        assert_eq!(after.len(), 10, "every other frame of 20");
+        assert!(after[0].keyframe, "a new rung starts with a keyframe");
+        for packet in after {
+            let meta = FrameMeta::find_in_temporal_unit(&packet.data).unwrap().unwrap();
+            assert_eq!((meta.width, meta.height), (160, 120));
+            assert_eq!(meta.seq % 2, 1, "frames 11, 13, ... are kept");
+        }
+        // Back to the top: full size and rate again.
+        stage
+            .set_target(
+                500,
+                Rung {
+                    min_kbps: 0,
+                    scale: 1,
+                    fps: 30,
+                },
+                &mut out,
+            )
+            .unwrap();
+        let before = out.len();
+        for seq in 30..34 {
+            stage
+                .push(Some(&crate::encode::tests::frame("320x240", seq)), &mut out)
+                .unwrap();
+        }
+        assert_eq!(out.len() - before, 4);
+        assert_eq!(out[before].info.size, "320x240".parse().unwrap());
     }
 }

@@ -14,7 +14,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
 
-use crate::encode::{EncodeError, EncodedFrame, VideoEncoder};
+use crate::adapt::Rung;
+use crate::encode::{EncodeError, EncodedFrame};
 use crate::frame::CaptureTime;
 use crate::meta::MetaError;
 use crate::source::{FrameSource, Pacer, SourceError};
@@ -129,6 +130,7 @@ pub struct Pipeline {
     stats: Arc<PipelineStats>,
     stop: Arc<AtomicBool>,
     keyframe: Arc<AtomicBool>,
+    target: Arc<Mutex<Option<(u32, Rung)>>>,
     threads: Vec<(&'static str, JoinHandle<Result<(), PipelineError>>)>,
 }
 
@@ -143,7 +145,7 @@ impl Pipeline {
     /// Starts the threads; with `detection`, waits until the detector has opened.
     pub fn start(
         source: Box<dyn FrameSource>,
-        encoder: Box<dyn VideoEncoder>,
+        stage: EncodeStage,
         options: PipelineOptions,
         detection: Option<DetectionOptions>,
     ) -> Result<Self, PipelineError> {
@@ -156,6 +158,7 @@ impl Pipeline {
         let stats = Arc::new(PipelineStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let keyframe = Arc::new(AtomicBool::new(false));
+        let target = Arc::new(Mutex::new(None));
 
         let mut threads = Vec::new();
         let (schedule, to_detector) = match detection {
@@ -190,16 +193,13 @@ impl Pipeline {
             })
         };
         let encoder_thread = {
-            let (stats, keyframe) = (stats.clone(), keyframe.clone());
+            let control = EncoderControl {
+                keyframe: keyframe.clone(),
+                target: target.clone(),
+            };
+            let stats = stats.clone();
             spawn("mado-encoder", move || {
-                run_encoder(
-                    EncodeStage::new(encoder),
-                    frames_rx,
-                    out_tx,
-                    schedule,
-                    &stats,
-                    &keyframe,
-                )
+                run_encoder(stage, frames_rx, out_tx, schedule, &stats, &control)
             })
         };
         threads.insert(0, ("encoder", encoder_thread));
@@ -209,6 +209,7 @@ impl Pipeline {
             stats,
             stop,
             keyframe,
+            target,
             threads,
         })
     }
@@ -225,6 +226,13 @@ impl Pipeline {
     /// The next frame into the encoder becomes a keyframe.
     pub fn request_keyframe(&self) {
         self.keyframe.store(true, Ordering::Relaxed);
+    }
+
+    /// From the next frame on, encode at `bitrate_kbps` on `rung` (see [`EncodeStage::set_target`]).
+    pub fn set_target(&self, bitrate_kbps: u32, rung: Rung) {
+        if let Ok(mut target) = self.target.lock() {
+            *target = Some((bitrate_kbps, rung));
+        }
     }
 
     /// Asks the source to stop; frames already queued are still encoded.
@@ -403,13 +411,19 @@ impl Backoff {
     }
 }
 
+/// What the shell asks of the encoder thread between frames.
+struct EncoderControl {
+    keyframe: Arc<AtomicBool>,
+    target: Arc<Mutex<Option<(u32, Rung)>>>,
+}
+
 fn run_encoder(
     mut stage: EncodeStage,
     frames: Receiver<crate::frame::Frame>,
     output: QueueSender<EncodedFrame>,
     schedule: Option<SharedSchedule>,
     stats: &PipelineStats,
-    keyframe: &AtomicBool,
+    control: &EncoderControl,
 ) -> Result<(), PipelineError> {
     let mut ready = Vec::new();
     let mut receiving = true;
@@ -421,7 +435,10 @@ fn run_encoder(
                 frame.info.detections = detections_for(schedule, frame.info.seq);
             }
         }
-        if keyframe.swap(false, Ordering::Relaxed) {
+        if let Some((kbps, rung)) = control.target.lock().ok().and_then(|mut t| t.take()) {
+            stage.set_target(kbps, rung, &mut ready)?;
+        }
+        if control.keyframe.swap(false, Ordering::Relaxed) {
             stage.request_keyframe();
         }
         stage.push(frame.as_ref(), &mut ready)?;

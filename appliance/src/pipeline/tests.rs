@@ -3,7 +3,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use super::*;
-use crate::encode::{Backend, EncoderSettings, Rav1eEncoder};
+use crate::encode::{Backend, EncoderSettings, Rav1eEncoder, VideoEncoder};
 use crate::frame::{Frame, VideoSize};
 use crate::meta::FrameMeta;
 use crate::source::TestPattern;
@@ -67,7 +67,13 @@ fn a_stalled_encoder_never_blocks_a_live_source() {
         queue_frames: 4,
         frame_limit: Some(50),
     };
-    let pipeline = Pipeline::start(Box::new(TestPattern::new(size())), Box::new(encoder), options, None).unwrap();
+    let pipeline = Pipeline::start(
+        Box::new(TestPattern::new(size())),
+        EncodeStage::new(Box::new(encoder)),
+        options,
+        None,
+    )
+    .unwrap();
 
     // The encoder holds frame 0; the source must still deliver all 50 frames.
     wait_for("the source to finish", || pipeline.stats().captured == 50);
@@ -107,7 +113,13 @@ fn an_offline_run_encodes_every_frame_in_order() {
         queue_frames: 2,
         frame_limit: Some(25),
     };
-    let pipeline = Pipeline::start(Box::new(TestPattern::new(size())), Box::new(encoder), options, None).unwrap();
+    let pipeline = Pipeline::start(
+        Box::new(TestPattern::new(size())),
+        EncodeStage::new(Box::new(encoder)),
+        options,
+        None,
+    )
+    .unwrap();
     let packets: Vec<EncodedFrame> = std::iter::from_fn(|| pipeline.output().recv_blocking().ok()).collect();
     let stats = pipeline.join().unwrap();
     assert_eq!(stats.dropped, 0);
@@ -150,7 +162,7 @@ fn a_source_error_stops_the_pipeline_and_is_reported() {
         queue_frames: 2,
         frame_limit: None,
     };
-    let pipeline = Pipeline::start(Box::new(Failing), Box::new(encoder), options, None).unwrap();
+    let pipeline = Pipeline::start(Box::new(Failing), EncodeStage::new(Box::new(encoder)), options, None).unwrap();
     assert!(pipeline.output().recv_blocking().is_err(), "output closes");
     let err = pipeline.join().unwrap_err().to_string();
     assert!(err.contains("gone.y4m"), "{err}");
@@ -223,7 +235,13 @@ fn run_with_detector(mode: DetectMode, frames: u64) -> Vec<crate::meta::FrameMet
         classes: Vec::new(),
         min_score: crate::meta::Norm16::ZERO,
     };
-    let pipeline = Pipeline::start(Box::new(Numbered), Box::new(encoder), options, Some(detection)).unwrap();
+    let pipeline = Pipeline::start(
+        Box::new(Numbered),
+        EncodeStage::new(Box::new(encoder)),
+        options,
+        Some(detection),
+    )
+    .unwrap();
     let metas = std::iter::from_fn(|| pipeline.output().recv_blocking().ok())
         .map(|p| FrameMeta::find_in_temporal_unit(&p.data).unwrap().unwrap())
         .collect();

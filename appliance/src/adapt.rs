@@ -1,0 +1,291 @@
+//! Bandwidth adaptation as a plain state machine: the viewers' link
+//! estimates and the time go in, the encoder's plan (bitrate and ladder rung)
+//! comes out. No clocks or sockets; see `docs/adaptation.md` for the policy.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// One rung of the ladder: used while the target bitrate is at least `min_kbps`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rung {
+    pub min_kbps: u32,
+    /// Width and height are divided by this (1, 2 or 4).
+    pub scale: u8,
+    /// Frames per second, at most the source's.
+    pub fps: u32,
+}
+
+/// What one viewer's link can carry, as its sender sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LinkReport {
+    /// The congestion controller's estimate (transport-wide feedback).
+    pub estimate_kbps: u32,
+    /// Fraction of packets the viewer reports lost, 0 to 1.
+    pub loss: f32,
+}
+
+impl LinkReport {
+    /// The media rate this link can take: the estimate less room for
+    /// retransmissions and packet overhead, and less again for heavy loss.
+    pub fn usable_kbps(&self) -> u32 {
+        let loss = if self.loss > 0.02 { self.loss.min(0.5) } else { 0.0 };
+        (f64::from(self.estimate_kbps) * HEADROOM * (1.0 - f64::from(loss))).round() as u32
+    }
+}
+
+/// Share of a link's estimate the media may use.
+const HEADROOM: f64 = 0.85;
+/// A higher rung is taken only once the target has cleared its floor by this much ...
+const UP_MARGIN: f64 = 1.25;
+/// ... for this long.
+const UP_HOLD: Duration = Duration::from_secs(4);
+/// Smaller bitrate changes are not worth a reconfiguration.
+const MIN_CHANGE: f64 = 0.05;
+
+/// What the encoder should do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    pub bitrate_kbps: u32,
+    /// Index into the ladder, 0 the top.
+    pub rung: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct RateController {
+    ladder: Vec<Rung>,
+    ceiling_kbps: u32,
+    floor_kbps: u32,
+    /// Share of the bitrate in the base temporal layer, 0 to 1 (1 without layers).
+    base_share: f64,
+    plan: Plan,
+    /// Since when the target has been high enough for the rung above.
+    up_since: Option<Instant>,
+}
+
+impl RateController {
+    /// `ladder` from the top rung down; the top rung's floor is ignored.
+    pub fn new(ladder: Vec<Rung>, ceiling_kbps: u32, floor_kbps: u32, base_share: f64) -> Self {
+        assert!(!ladder.is_empty(), "the config refuses an empty ladder");
+        Self {
+            ladder,
+            ceiling_kbps,
+            floor_kbps: floor_kbps.min(ceiling_kbps),
+            base_share: base_share.clamp(0.1, 1.0),
+            plan: Plan {
+                bitrate_kbps: ceiling_kbps,
+                rung: 0,
+            },
+            up_since: None,
+        }
+    }
+
+    pub fn plan(&self) -> Plan {
+        self.plan
+    }
+
+    pub fn rung(&self) -> Rung {
+        self.ladder[self.plan.rung]
+    }
+
+    /// The encoder's target for these links: as high as the strongest viewer
+    /// can take, but no higher than lets the weakest take the base layer.
+    pub fn target_kbps(&self, links: &[LinkReport]) -> u32 {
+        let usable = links.iter().map(LinkReport::usable_kbps);
+        let (Some(strongest), Some(weakest)) = (usable.clone().max(), usable.min()) else {
+            return self.ceiling_kbps;
+        };
+        let weakest_allows = (f64::from(weakest) / self.base_share) as u32;
+        strongest.min(weakest_allows).clamp(self.floor_kbps, self.ceiling_kbps)
+    }
+
+    /// Takes the links' latest reports; returns the new plan when it changed.
+    pub fn handle_links(&mut self, now: Instant, links: &[LinkReport]) -> Option<Plan> {
+        let target = self.target_kbps(links);
+        let fits = |rung: &Rung| rung.min_kbps <= target;
+        let best = self.ladder.iter().position(fits).unwrap_or(self.ladder.len() - 1);
+        let mut rung = self.plan.rung;
+        if best > rung {
+            rung = best; // down at once
+            self.up_since = None;
+        } else if best < rung {
+            let above = &self.ladder[rung - 1];
+            if f64::from(target) >= f64::from(above.min_kbps) * UP_MARGIN {
+                let since = *self.up_since.get_or_insert(now);
+                if now.duration_since(since) >= UP_HOLD {
+                    rung -= 1; // up one rung at a time
+                    self.up_since = None;
+                }
+            } else {
+                self.up_since = None;
+            }
+        } else {
+            self.up_since = None;
+        }
+        let current = f64::from(self.plan.bitrate_kbps);
+        let changed = (f64::from(target) - current).abs() > current * MIN_CHANGE;
+        if rung == self.plan.rung && !changed {
+            return None;
+        }
+        self.plan = Plan {
+            bitrate_kbps: if changed { target } else { self.plan.bitrate_kbps },
+            rung,
+        };
+        Some(self.plan)
+    }
+}
+
+/// Whether a viewer should get only the base temporal layer of a stream sent
+/// at `stream_kbps`, given whether it does now (the hysteresis keeps a
+/// viewer near the line from flapping).
+pub fn base_layer_only(now_base_only: bool, link: &LinkReport, stream_kbps: u32) -> bool {
+    let usable = f64::from(link.usable_kbps());
+    let stream = f64::from(stream_kbps);
+    if now_base_only {
+        usable < stream
+    } else {
+        usable < stream * 0.9
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ladder() -> Vec<Rung> {
+        vec![
+            Rung {
+                min_kbps: 600,
+                scale: 1,
+                fps: 30,
+            },
+            Rung {
+                min_kbps: 250,
+                scale: 2,
+                fps: 30,
+            },
+            Rung {
+                min_kbps: 0,
+                scale: 2,
+                fps: 15,
+            },
+        ]
+    }
+
+    fn link(kbps: u32) -> LinkReport {
+        LinkReport {
+            estimate_kbps: kbps,
+            loss: 0.0,
+        }
+    }
+
+    #[test]
+    fn no_viewers_means_the_ceiling_and_the_top_rung() {
+        let mut c = RateController::new(ladder(), 2000, 100, 0.6);
+        assert_eq!(c.handle_links(Instant::now(), &[]), None);
+        assert_eq!(
+            c.plan(),
+            Plan {
+                bitrate_kbps: 2000,
+                rung: 0
+            }
+        );
+    }
+
+    #[test]
+    fn a_narrow_link_steps_down_at_once_and_back_up_only_after_holding() {
+        let t0 = Instant::now();
+        let mut c = RateController::new(ladder(), 2000, 100, 1.0);
+        // 400 kbps estimate: 340 usable, below the top rung's 600.
+        assert_eq!(
+            c.handle_links(t0, &[link(400)]),
+            Some(Plan {
+                bitrate_kbps: 340,
+                rung: 1
+            })
+        );
+        // 200 kbps: the bottom rung.
+        assert_eq!(c.handle_links(t0, &[link(200)]).unwrap().rung, 2);
+        // Back to 2000: the bitrate follows at once, the rungs one at a time after 4 s each.
+        let up = c.handle_links(t0 + Duration::from_secs(1), &[link(2000)]).unwrap();
+        assert_eq!(
+            up,
+            Plan {
+                bitrate_kbps: 1700,
+                rung: 2
+            }
+        );
+        assert_eq!(c.handle_links(t0 + Duration::from_secs(4), &[link(2000)]), None);
+        assert_eq!(
+            c.handle_links(t0 + Duration::from_secs(5), &[link(2000)]).unwrap().rung,
+            1
+        );
+        assert_eq!(c.handle_links(t0 + Duration::from_secs(6), &[link(2000)]), None);
+        assert_eq!(c.handle_links(t0 + Duration::from_secs(9), &[link(2000)]), None);
+        assert_eq!(
+            c.handle_links(t0 + Duration::from_secs(10), &[link(2000)])
+                .unwrap()
+                .rung,
+            0
+        );
+    }
+
+    #[test]
+    fn a_dip_shorter_than_the_hold_does_not_climb() {
+        let t0 = Instant::now();
+        let mut c = RateController::new(ladder(), 2000, 100, 1.0);
+        c.handle_links(t0, &[link(400)]);
+        c.handle_links(t0 + Duration::from_secs(1), &[link(2000)]);
+        c.handle_links(t0 + Duration::from_secs(3), &[link(500)]); // not enough for the top rung
+        c.handle_links(t0 + Duration::from_secs(4), &[link(2000)]);
+        assert_eq!(c.handle_links(t0 + Duration::from_secs(6), &[link(2000)]), None);
+        assert_eq!(c.plan().rung, 1);
+    }
+
+    #[test]
+    fn small_changes_are_ignored_and_the_floor_and_ceiling_hold() {
+        let mut c = RateController::new(ladder(), 2000, 100, 1.0);
+        let t = Instant::now();
+        assert_eq!(c.handle_links(t, &[link(2300)]), None); // 1955 usable: within 5% of 2000
+        assert_eq!(c.handle_links(t, &[link(50)]).unwrap().bitrate_kbps, 100);
+        assert_eq!(c.handle_links(t, &[link(90_000)]).unwrap().bitrate_kbps, 2000);
+    }
+
+    #[test]
+    fn a_weak_viewer_only_pulls_the_target_down_to_what_its_base_layer_needs() {
+        let c = RateController::new(ladder(), 3000, 100, 0.6);
+        // Strong 2000 usable; weak 600 usable allows 1000.
+        let links = [link(2353), link(706)];
+        assert_eq!(c.target_kbps(&links), 1000);
+        // A weak viewer that can take 60% of the strong one's rate costs the strong one nothing.
+        assert_eq!(c.target_kbps(&[link(2353), link(1412)]), 2000);
+        // Without layers the weakest sets the rate.
+        let flat = RateController::new(ladder(), 3000, 100, 1.0);
+        assert_eq!(flat.target_kbps(&links), 600);
+    }
+
+    #[test]
+    fn loss_above_two_percent_lowers_what_a_link_can_take() {
+        let clean = link(1000);
+        let lossy = LinkReport {
+            estimate_kbps: 1000,
+            loss: 0.10,
+        };
+        assert_eq!(clean.usable_kbps(), 850);
+        assert_eq!(lossy.usable_kbps(), 765);
+        let slight = LinkReport { loss: 0.01, ..lossy };
+        assert_eq!(slight.usable_kbps(), 850);
+    }
+
+    #[test]
+    fn base_layer_choice_has_hysteresis() {
+        let stream = 1000;
+        // 1000 kbps estimate = 850 usable: below 90% of the stream.
+        assert!(base_layer_only(false, &link(1000), stream));
+        // 1100 = 935 usable: enough to stay on all frames, not enough to come back.
+        assert!(!base_layer_only(false, &link(1100), stream));
+        assert!(base_layer_only(true, &link(1100), stream));
+        assert!(!base_layer_only(true, &link(1200), stream));
+    }
+}
