@@ -86,6 +86,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         started: Instant::now(),
         adapt,
         egress: EgressLatency::default(),
+        sent_bytes: 0,
     };
     // Two threads: one runs the executor for HTTP and sockets, this one the driver.
     let (stop, stopped) = async_channel::bounded::<()>(1);
@@ -112,6 +113,8 @@ struct Driver<'a> {
     started: Instant,
     adapt: Option<RateController>,
     egress: EgressLatency,
+    /// Bytes handed to the media sockets, to every viewer.
+    sent_bytes: u64,
 }
 
 enum Wake {
@@ -132,7 +135,7 @@ impl Driver<'_> {
         let mut next_status = Instant::now();
         let mut next_adapt = Instant::now();
         let mut next_log = Instant::now() + LOG_EVERY;
-        let mut last = (Instant::now(), self.pipeline.stats());
+        let mut last = (Instant::now(), self.pipeline.stats(), 0);
         loop {
             let deadline = self
                 .hub
@@ -181,7 +184,7 @@ impl Driver<'_> {
                     log_status(&self.state);
                     next_log = now + LOG_EVERY;
                 }
-                last = (now, stats);
+                last = (now, stats, self.sent_bytes);
                 next_status = now + STATUS_EVERY;
             }
         }
@@ -196,6 +199,7 @@ impl Driver<'_> {
                     contents,
                 } => {
                     self.sockets.send(source, destination, &contents);
+                    self.sent_bytes += contents.len() as u64;
                     self.egress.on_transmit(Instant::now(), &contents);
                 }
                 HubOutput::ForceKeyframe => self.pipeline.request_keyframe(),
@@ -238,10 +242,11 @@ impl Driver<'_> {
         }
     }
 
-    fn publish_status(&self, now: Instant, stats: &StatsSnapshot, (then, before): &(Instant, StatsSnapshot)) {
+    fn publish_status(&self, now: Instant, stats: &StatsSnapshot, (then, before, sent): &(Instant, StatsSnapshot, u64)) {
         let secs = now.duration_since(*then).as_secs_f64().max(1e-3);
         let fps = (stats.encoded - before.encoded) as f64 / secs;
         let kbps = (stats.encoded_bytes - before.encoded_bytes) as f64 * 8.0 / secs / 1000.0;
+        let sent_kbps = (self.sent_bytes - sent) as f64 * 8.0 / secs / 1000.0;
         let size = self.size;
         let (target_kbps, rung) = match &self.adapt {
             Some(c) => (Some(c.plan().bitrate_kbps), Some(c.rung())),
@@ -255,6 +260,7 @@ impl Driver<'_> {
             "height": size.height(),
             "fps": (fps * 10.0).round() / 10.0,
             "bitrate_kbps": kbps.round(),
+            "sent_kbps": sent_kbps.round(),
             "viewers": self.hub.viewer_count(),
             "viewers_connected": self.hub.connected_count(),
             "max_viewers": self.hub.max_viewers(),

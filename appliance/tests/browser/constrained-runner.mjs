@@ -1,0 +1,100 @@
+// Runs inside the viewer's network namespace made by
+// constrained-link.test.mjs. Starts mado in the appliance's namespace, opens
+// the dashboard in Chromium here, shapes the appliance's side of the veth
+// pair with tc, and prints one line: `MADO-LINK-RESULT {json}`.
+//
+// argv: APP_NETNS APP_DEV APP_ADDR CONFIG SOURCE
+import { spawn, spawnSync } from 'node:child_process';
+
+import { madoBin, launchBrowser, openDashboard, getStatus, sleep, waitFor } from './lib.mjs';
+
+const [appNs, appDev, appAddr, config, source] = process.argv.slice(2);
+const PORT = 8080;
+const CONSTRAINED_S = 30;
+const RECOVERY_S = 15;
+const result = { ok: false, samples: [] };
+
+function tc(...args) {
+  const r = spawnSync('ip', ['netns', 'exec', appNs, 'tc', ...args], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`tc ${args.join(' ')}: ${r.stderr || r.error}`);
+}
+
+/** Whether this kernel has the netem qdisc (many container kernels lack it). */
+function haveNetem() {
+  const r = spawnSync('ip', ['netns', 'exec', appNs, 'tc', 'qdisc', 'add', 'dev', 'lo', 'root', 'netem', 'delay', '1ms']);
+  spawnSync('ip', ['netns', 'exec', appNs, 'tc', 'qdisc', 'del', 'dev', 'lo', 'root']);
+  return r.status === 0;
+}
+
+/**
+ * The appliance's outgoing link: a token bucket at `rate`, then 50 ms and 1%
+ * loss with netem. Without netem the delay and loss are applied where the
+ * packets arrive, by Chromium's own WebRTC network emulation (see below).
+ */
+function shape(rate, verb, netem) {
+  tc('qdisc', verb, 'dev', appDev, 'root', 'handle', '1:', 'tbf', 'rate', rate, 'burst', '32kb', 'latency', '200ms');
+  if (verb === 'add' && netem) tc('qdisc', 'add', 'dev', appDev, 'parent', '1:1', 'handle', '10:', 'netem', 'delay', '50ms', 'loss', '1%');
+}
+
+let mado;
+let browser;
+let log = '';
+try {
+  result.netem = haveNetem();
+  shape('1mbit', 'add', result.netem);
+  mado = spawn('ip', ['netns', 'exec', appNs, madoBin, '--config', config, 'run', '--source', source,
+    '--listen', `${appAddr}:${PORT}`], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MADO_LOG: 'info' } });
+  mado.stdout.on('data', (d) => (log += d));
+  mado.stderr.on('data', (d) => (log += d));
+  const base = `http://${appAddr}:${PORT}`;
+  await waitFor(() => getStatus(base).then(() => true, () => false), { timeoutMs: 30_000, message: 'mado to answer' });
+  // WebRTC's degraded-call emulation delays and drops incoming RTP and RTCP
+  // before the receiver (and its congestion feedback) sees them.
+  const emulate = ['--force-fieldtrials=WebRTC-FakeNetworkReceiveConfig/queue_delay_ms:50,loss_percent:1/'];
+  browser = await launchBrowser({ extraArgs: result.netem ? [] : emulate });
+  const page = await openDashboard(browser.context, `${base}/`, browser.context.pages()[0]);
+  // Every presented frame's time, from the page's own clock.
+  await page.evaluate(() => {
+    const video = document.querySelector('video');
+    window.presented = [];
+    const onFrame = () => {
+      window.presented.push(performance.now());
+      video.requestVideoFrameCallback(onFrame);
+    };
+    video.requestVideoFrameCallback(onFrame);
+  });
+  await waitFor(() => page.evaluate(() => window.presented.length > 0), { timeoutMs: 30_000, message: 'a first frame' });
+  const first = await page.evaluate(() => performance.now());
+  const sample = async (phase) => {
+    const s = await getStatus(base);
+    result.samples.push({ phase, t: Math.round((await page.evaluate(() => performance.now())) - first), sent: s.sent_kbps,
+      target: s.encoder.target_kbps, size: `${s.encoder.width}x${s.encoder.height}`, fps: s.encoder.fps,
+      estimate: s.links[0]?.estimate_kbps, loss: s.links[0]?.loss });
+  };
+  for (let i = 0; i < CONSTRAINED_S; i++) {
+    await sleep(1000);
+    await sample('1mbit');
+  }
+  shape('10mbit', 'change', result.netem);
+  const lifted = await page.evaluate(() => performance.now());
+  for (let i = 0; i < RECOVERY_S; i++) {
+    await sleep(1000);
+    await sample('10mbit');
+  }
+  const presented = await page.evaluate(() => window.presented);
+  // Longest wait between presented frames, after the first 5 s.
+  let longest = 0;
+  for (let i = 1; i < presented.length; i++) {
+    if (presented[i] - first > 5000) longest = Math.max(longest, presented[i] - presented[i - 1]);
+  }
+  const end = await page.evaluate(() => performance.now());
+  longest = Math.max(longest, end - presented[presented.length - 1]);
+  Object.assign(result, { ok: true, frames: presented.length, longestGapMs: Math.round(longest), liftedAtMs: Math.round(lifted - first) });
+} catch (e) {
+  result.error = e.stack || String(e);
+} finally {
+  if (browser) await browser.close().catch(() => {});
+  if (mado) mado.kill('SIGTERM');
+  result.madoLog = log.slice(-4000);
+  console.log(`MADO-LINK-RESULT ${JSON.stringify(result)}`);
+}
