@@ -772,7 +772,12 @@ function renderStats() {
     setText('source', `${st.source} · ${fmt(st.fps, 1)} fps`);
     setText('s-viewers', `${st.viewers} of ${st.max_viewers}`);
     const captured = typeof st.frames_captured === 'number' ? st.frames_captured : st.frames_encoded + st.frames_dropped;
-    setText('s-encoder', `${fmt(st.bitrate_kbps, 0)} kbps · latency ${fmt(st.encode_latency_ms, 1)} ms · dropped ${st.frames_dropped} of ${captured}`);
+    const enc = st.encoder || {};
+    const target = typeof enc.target_kbps === 'number' ? ` (target ${fmt(enc.target_kbps, 0)})` : '';
+    setText('s-encoder', `${enc.backend || ''} ${enc.width}x${enc.height} · ${fmt(st.bitrate_kbps, 0)} kbps${target} · sent ${fmt(st.sent_kbps, 0)} kbps · dropped ${st.frames_dropped} of ${captured}`);
+    const budget = st.latency || {};
+    const q = (x) => (x ? `${fmt(x.median_ms, 1)} / ${fmt(x.p95_ms, 1)} ms` : '—');
+    setText('s-budget', `to encoder out ${q(budget.capture_to_hub)} · to socket ${q(budget.capture_to_socket)}`);
     setText('s-camera', st.camera, st.camera === 'ok' ? 'ok' : st.camera === 'lost' ? 'bad' : '');
     setText('s-uptime', formatDuration(st.uptime_s));
   } else if (S.statusError) {

@@ -97,6 +97,16 @@ test('live view decodes AV1 and draws each frame\'s boxes on that frame', { time
   assert.ok(hits / checked >= 0.95,
     `overlay box matched the red target in ${hits} of ${checked} frames (need 95%); misses: ${JSON.stringify(b.overlay.misses.slice(-3))}`);
   assert.deepEqual(page.madoErrors, [], 'the page logged errors');
+  // The latency budget: capture to encoder out to the last packet on the wire.
+  const budget = sb.latency;
+  log('latency budget:', JSON.stringify(budget));
+  assert.ok(budget.capture_to_hub && budget.capture_to_socket, `no latency budget in /api/status: ${JSON.stringify(budget)}`);
+  assert.ok(budget.capture_to_socket.median_ms >= budget.capture_to_hub.median_ms,
+    'a frame cannot leave the socket before the encoder hands it over');
+  assert.ok(budget.capture_to_socket.p95_ms >= budget.capture_to_socket.median_ms && budget.capture_to_socket.p95_ms < 1000,
+    `implausible capture-to-socket figures: ${JSON.stringify(budget.capture_to_socket)}`);
+  const shown = await page.textContent('#s-budget');
+  assert.match(shown, /to socket \d+(\.\d)? \/ \d+(\.\d)? ms/, `the dashboard shows no budget: ${shown}`);
 });
 
 test('meta.js passes the spec vectors inside Chromium', { timeout: 60_000 }, async () => {
