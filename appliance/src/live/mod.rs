@@ -15,4 +15,6 @@ pub use keyframes::KeyframeLimiter;
 pub use whep::{check_content_type, check_offer, WhepError, MAX_OFFER_BYTES, SDP_CONTENT_TYPE};
 
 #[cfg(test)]
+mod adapt_tests;
+#[cfg(test)]
 mod tests;

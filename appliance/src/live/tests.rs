@@ -21,15 +21,15 @@ use crate::source::{FrameSource, TestPattern};
 
 const HUB_ADDR: &str = "127.0.0.1:5000";
 
-struct Client {
-    rtc: Rtc,
+pub(super) struct Client {
+    pub(super) rtc: Rtc,
     addr: SocketAddr,
     mid: Mid,
-    events: Vec<Event>,
+    pub(super) events: Vec<Event>,
 }
 
 impl Client {
-    fn received(&self) -> Vec<&MediaData> {
+    pub(super) fn received(&self) -> Vec<&MediaData> {
         self.events
             .iter()
             .filter_map(|e| if let Event::MediaData(d) = e { Some(d) } else { None })
@@ -62,11 +62,35 @@ fn client(now: Instant, port: u16, codec: Codec) -> (Client, SdpOffer, SdpPendin
     )
 }
 
-struct Net {
-    hub: Hub,
-    clients: Vec<Client>,
-    now: Instant,
-    forced_keyframes: usize,
+/// A bottleneck on the way to one client: datagrams queue behind each other
+/// at `kbps`, and one that would wait longer than `max_queue` is dropped (a
+/// token bucket's tail drop).
+pub(super) struct Link {
+    pub(super) to: SocketAddr,
+    pub(super) kbps: u64,
+    pub(super) max_queue: Duration,
+    free_at: Option<Instant>,
+    queue: std::collections::VecDeque<(Instant, SocketAddr, Vec<u8>)>,
+}
+
+impl Link {
+    pub(super) fn new(to: SocketAddr, kbps: u64) -> Self {
+        Self {
+            to,
+            kbps,
+            max_queue: Duration::from_millis(200),
+            free_at: None,
+            queue: Default::default(),
+        }
+    }
+}
+
+pub(super) struct Net {
+    pub(super) hub: Hub,
+    pub(super) clients: Vec<Client>,
+    pub(super) now: Instant,
+    pub(super) links: Vec<Link>,
+    pub(super) forced_keyframes: usize,
     /// Drop every n-th datagram from the hub to a client, once connected.
     drop_every: Option<usize>,
     hub_datagrams: usize,
@@ -75,7 +99,7 @@ struct Net {
 }
 
 impl Net {
-    fn new(max_viewers: usize) -> Self {
+    pub(super) fn new(max_viewers: usize) -> Self {
         let config = HubConfig {
             candidates: vec![HUB_ADDR.parse().unwrap()],
             max_viewers,
@@ -88,6 +112,7 @@ impl Net {
             now: Instant::now(),
             forced_keyframes: 0,
             drop_every: None,
+            links: Vec::new(),
             hub_datagrams: 0,
             sent_log: Vec::new(),
         }
@@ -103,7 +128,7 @@ impl Net {
     }
 
     /// Connects a new client; returns its index and session id.
-    fn join(&mut self, port: u16) -> (usize, ViewerId) {
+    pub(super) fn join(&mut self, port: u16) -> (usize, ViewerId) {
         let (mut client, offer, pending) = client(self.now, port, Codec::Av1);
         let (id, answer) = self.hub.add_viewer(self.now, offer).unwrap();
         client.rtc.sdp_api().accept_answer(pending, answer).unwrap();
@@ -118,13 +143,24 @@ impl Net {
     }
 
     /// Moves time forward and delivers every datagram until the network is quiet.
-    fn advance(&mut self, dt: Duration) {
+    pub(super) fn advance(&mut self, dt: Duration) {
         self.now += dt;
         let now = self.now;
         if self.hub.poll_timeout().is_some_and(|t| t <= now) {
             self.hub.handle_timeout(now);
         }
         let mut to_hub = Vec::new();
+        for link in &mut self.links {
+            while link.queue.front().is_some_and(|(at, ..)| *at <= now) {
+                let (_, source, contents) = link.queue.pop_front().unwrap();
+                if let Some(client) = self.clients.iter_mut().find(|c| c.addr == link.to) {
+                    let receive = Receive::new(Protocol::Udp, source, link.to, &contents).unwrap();
+                    if client.rtc.handle_input(Input::Receive(now, receive)).is_ok() {
+                        drain(client, &mut to_hub);
+                    }
+                }
+            }
+        }
         for client in &mut self.clients {
             client.rtc.handle_input(Input::Timeout(now)).unwrap();
             drain(client, &mut to_hub);
@@ -147,6 +183,15 @@ impl Net {
                         self.sent_log.push((now, contents.len()));
                         if self.drop_every.is_some_and(|n| self.hub_datagrams % n == 0) {
                             continue; // lost on the way
+                        }
+                        if let Some(link) = self.links.iter_mut().find(|l| l.to == destination) {
+                            let start = link.free_at.map_or(now, |t| t.max(now));
+                            let done = start + Duration::from_micros(contents.len() as u64 * 8 * 1000 / link.kbps);
+                            if done - now <= link.max_queue {
+                                link.free_at = Some(done);
+                                link.queue.push_back((done, source, contents));
+                            }
+                            continue;
                         }
                         if let Some(client) = self.clients.iter_mut().find(|c| c.addr == destination) {
                             let receive = Receive::new(Protocol::Udp, source, destination, &contents).unwrap();
