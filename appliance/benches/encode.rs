@@ -21,6 +21,51 @@ use mado::source::{FrameSource, Y4mFile};
 const SIZES: [&str; 3] = ["640x480", "1280x720", "1920x1080"];
 /// The fastest libaom speed ffmpeg 5.1's wrapper accepts; used for the comparison.
 const FFMPEG_SPEED: u8 = 8;
+const REPEATS: usize = 5;
+
+/// Throughput and CPU time per frame of one run.
+#[derive(Clone, Copy)]
+struct Cost {
+    fps: f64,
+    cpu_ms: f64,
+}
+
+fn median_cost(mut runs: Vec<Cost>) -> Cost {
+    let mid = runs.len() / 2;
+    runs.sort_by(|a, b| a.fps.total_cmp(&b.fps));
+    let fps = runs[mid].fps;
+    runs.sort_by(|a, b| a.cpu_ms.total_cmp(&b.cpu_ms));
+    Cost {
+        fps,
+        cpu_ms: runs[mid].cpu_ms,
+    }
+}
+
+/// CPU time (user and system) of this process, or of its waited-for children.
+fn cpu_time(who: libc::c_int) -> Duration {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(who, &mut usage) };
+    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// The encode stage's cost: frames in to packets out, encoder set-up left out.
+fn stage_cost(input: &[Frame], settings: &EncoderSettings) -> Cost {
+    let mut stage = EncodeStage::new(open_encoder(settings).unwrap());
+    let mut out = Vec::new();
+    let (cpu, start) = (cpu_time(libc::RUSAGE_SELF), Instant::now());
+    for frame in input {
+        stage.push(Some(frame), &mut out).unwrap();
+        out.clear();
+    }
+    stage.push(None, &mut out).unwrap();
+    let (wall, cpu) = (start.elapsed(), cpu_time(libc::RUSAGE_SELF) - cpu);
+    Cost {
+        fps: input.len() as f64 / wall.as_secs_f64(),
+        cpu_ms: cpu.as_secs_f64() * 1e3 / input.len() as f64,
+    }
+}
 
 /// Median and 95th percentile.
 fn quantiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
@@ -65,10 +110,19 @@ fn main() {
             table.push((backend, size, row));
         }
         let ours = settings(size, Backend::Aom, Some(FFMPEG_SPEED));
-        let stage_fps = bench(&input, &ours).0;
-        match ffmpeg_fps(&path, &ours, input.len()) {
-            Some(ffmpeg) => versus.push((size, stage_fps, ffmpeg)),
-            None => println!("ffmpeg with libaom-av1 is not available: no comparison at {size}"),
+        // Alternating runs, medians: the machine's other load hits both alike.
+        let (mut stage, mut ffmpeg) = (Vec::new(), Vec::new());
+        for _ in 0..REPEATS {
+            stage.push(stage_cost(&input, &ours));
+            match ffmpeg_cost(&path, &ours, input.len()) {
+                Some(cost) => ffmpeg.push(cost),
+                None => break,
+            }
+        }
+        if ffmpeg.is_empty() {
+            println!("ffmpeg with libaom-av1 is not available: no comparison at {size}");
+        } else {
+            versus.push((size, median_cost(stage), median_cost(ffmpeg)));
         }
     }
     println!();
@@ -85,12 +139,23 @@ fn main() {
     }
     println!();
     println!(
-        "libaom at speed {FFMPEG_SPEED}, same settings: encode stage (metadata attached) vs ffmpeg -c:v libaom-av1"
+        "libaom at speed {FFMPEG_SPEED}, same settings: encode stage (metadata attached) vs ffmpeg -c:v libaom-av1, \
+         median of {REPEATS} alternating runs"
     );
-    println!("| size | stage fps | ffmpeg fps | stage / ffmpeg |");
-    println!("|---|---|---|---|");
+    println!(
+        "| size | stage fps | ffmpeg fps | stage / ffmpeg fps | stage CPU ms/frame | ffmpeg CPU ms/frame | CPU ratio |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for (size, stage, ffmpeg) in versus {
-        println!("| {size} | {stage:.1} | {ffmpeg:.1} | {:.3} |", stage / ffmpeg);
+        println!(
+            "| {size} | {:.1} | {:.1} | {:.3} | {:.2} | {:.2} | {:.3} |",
+            stage.fps,
+            ffmpeg.fps,
+            stage.fps / ffmpeg.fps,
+            stage.cpu_ms,
+            ffmpeg.cpu_ms,
+            stage.cpu_ms / ffmpeg.cpu_ms
+        );
     }
 }
 
@@ -165,75 +230,50 @@ fn encode(input: &[Frame], settings: &EncoderSettings, interval: Option<Duration
     (latencies, bytes, start.elapsed())
 }
 
-/// Frames per second of ffmpeg encoding the same file with libaom and the
-/// settings `aom_backend.rs` uses, output discarded.
-fn ffmpeg_fps(y4m: &Path, s: &EncoderSettings, frames: usize) -> Option<f64> {
+/// ffmpeg encoding the same file with libaom and the settings
+/// `aom_backend.rs` uses, output discarded.
+fn ffmpeg_cost(y4m: &Path, s: &EncoderSettings, frames: usize) -> Option<Cost> {
     let tiles = (s.size.pixels() / (320 * 240)).clamp(1, 8);
     let kbps = format!("{}k", s.bitrate_kbps);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let params = "enable-tpl-model=0:deltaq-mode=0:enable-order-hint=0:max-intra-rate=300:\
                   coeff-cost-upd-freq=3:mode-cost-upd-freq=3:mv-cost-upd-freq=3:enable-global-motion=0:\
                   enable-warped-motion=0:enable-obmc=0:enable-ref-frame-mvs=0:noise-sensitivity=0:\
                   enable-palette=0:enable-cdef=1";
-    let args: Vec<String> = [
-        "-loglevel",
-        "error",
-        "-nostdin",
-        "-i",
-        &y4m.to_string_lossy(),
-        "-frames:v",
-        &frames.to_string(),
-        "-c:v",
-        "libaom-av1",
-        "-usage",
-        "realtime",
-        "-cpu-used",
-        &s.speed.to_string(),
-        "-lag-in-frames",
-        "0",
-        "-row-mt",
-        "1",
-        "-tile-columns",
-        &(usize::BITS - 1 - tiles.leading_zeros()).to_string(),
-        "-threads",
-        &threads.to_string(),
-        "-b:v",
-        &kbps,
-        "-minrate",
-        &kbps,
-        "-maxrate",
-        &kbps,
-        "-bufsize",
-        &kbps,
-        "-undershoot-pct",
-        "50",
-        "-overshoot-pct",
-        "50",
-        "-qmin",
-        &(s.min_quantizer / 4).to_string(),
-        "-qmax",
-        "63",
-        "-aq-mode",
-        "3",
-        "-g",
-        &s.keyframe_interval.to_string(),
-        "-aom-params",
-        params,
-        "-f",
-        "null",
-        "-",
-    ]
-    .map(String::from)
-    .to_vec();
-    // Once to warm the page cache, then timed.
-    Command::new("ffmpeg")
-        .args(&args)
-        .output()
-        .ok()?
-        .status
-        .success()
-        .then_some(())?;
-    let start = Instant::now();
-    let ok = Command::new("ffmpeg").args(&args).status().ok()?.success();
-    ok.then(|| frames as f64 / start.elapsed().as_secs_f64())
+    let tile_columns = (usize::BITS - 1 - tiles.leading_zeros()).to_string();
+    let (speed, qmin, gop) = (
+        s.speed.to_string(),
+        (s.min_quantizer / 4).to_string(),
+        s.keyframe_interval.to_string(),
+    );
+    let input = y4m.to_string_lossy();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).to_string();
+    let args = |frames: &str| -> Vec<String> {
+        #[rustfmt::skip]
+        let args = [
+            "-loglevel", "error", "-nostdin", "-stream_loop", "-1", "-i", &input, "-frames:v", frames,
+            "-c:v", "libaom-av1", "-usage", "realtime", "-cpu-used", &speed, "-lag-in-frames", "0",
+            "-row-mt", "1", "-tile-columns", &tile_columns, "-threads", &threads,
+            "-b:v", &kbps, "-minrate", &kbps, "-maxrate", &kbps, "-bufsize", &kbps,
+            "-undershoot-pct", "50", "-overshoot-pct", "50", "-qmin", &qmin, "-qmax", "63",
+            "-aq-mode", "3", "-g", &gop, "-aom-params", params, "-f", "null", "-",
+        ];
+        args.map(String::from).to_vec()
+    };
+    let run = |frames: usize| -> Option<(Duration, Duration)> {
+        let (cpu, start) = (cpu_time(libc::RUSAGE_CHILDREN), Instant::now());
+        let ok = Command::new("ffmpeg")
+            .args(args(&frames.to_string()))
+            .status()
+            .ok()?
+            .success();
+        ok.then(|| (start.elapsed(), cpu_time(libc::RUSAGE_CHILDREN) - cpu))
+    };
+    // The difference between a run of 2N frames and one of N leaves out
+    // process start-up and encoder set-up, as the stage's timing does.
+    let (once, twice) = (run(frames)?, run(2 * frames)?);
+    let n = frames as f64;
+    Some(Cost {
+        fps: n / twice.0.saturating_sub(once.0).as_secs_f64().max(1e-6),
+        cpu_ms: twice.1.saturating_sub(once.1).as_secs_f64() * 1e3 / n,
+    })
 }

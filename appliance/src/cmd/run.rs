@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use futures_lite::FutureExt as _;
-use mado::adapt::{LinkReport, RateController};
+use mado::adapt::RateController;
 use mado::config::Config;
 use mado::encode::EncodedFrame;
 use mado::encode::BASE_LAYER_SHARE_PCT;
@@ -212,16 +212,7 @@ impl Driver<'_> {
         let Some(controller) = &mut self.adapt else {
             return;
         };
-        let reports: Vec<LinkReport> = self
-            .hub
-            .links()
-            .iter()
-            .map(|l| LinkReport {
-                estimate_kbps: l.estimate_kbps,
-                loss: l.loss,
-            })
-            .collect();
-        if let Some(plan) = controller.handle_links(now, &reports) {
+        if let Some(plan) = controller.handle_links(now, &self.hub.link_reports()) {
             let rung = controller.rung();
             tracing::info!(
                 kbps = plan.bitrate_kbps,
@@ -242,7 +233,12 @@ impl Driver<'_> {
         }
     }
 
-    fn publish_status(&self, now: Instant, stats: &StatsSnapshot, (then, before, sent): &(Instant, StatsSnapshot, u64)) {
+    fn publish_status(
+        &self,
+        now: Instant,
+        stats: &StatsSnapshot,
+        (then, before, sent): &(Instant, StatsSnapshot, u64),
+    ) {
         let secs = now.duration_since(*then).as_secs_f64().max(1e-3);
         let fps = (stats.encoded - before.encoded) as f64 / secs;
         let kbps = (stats.encoded_bytes - before.encoded_bytes) as f64 * 8.0 / secs / 1000.0;

@@ -370,8 +370,7 @@ impl VideoEncoder for AomEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::av1::obu::{obus, ObuType};
-    use crate::encode::tests::{drain, frame, settings};
+    use crate::encode::tests::{assert_keyframes_and_temporal_units, drain, frame, settings};
 
     fn aom(size: &str, layers: u8) -> AomEncoder {
         let mut s = settings(size, super::super::Backend::Aom);
@@ -397,13 +396,7 @@ mod tests {
         }
         encoder.send_frame(None).unwrap();
         assert_eq!(drain(&mut encoder, &mut packets), EncodeError::Finished);
-        let keyframes: Vec<u64> = packets.iter().filter(|p| p.keyframe).map(|p| p.info.seq).collect();
-        assert_eq!(keyframes, [0, 5]);
-        for packet in &packets {
-            let types: Vec<ObuType> = obus(&packet.data).map(|o| o.unwrap().obu_type).collect();
-            assert_eq!(types.first(), Some(&ObuType::TemporalDelimiter));
-            assert!(types.iter().any(|t| t.starts_picture()));
-        }
+        assert_keyframes_and_temporal_units(&packets, &[0, 5]);
     }
 
     #[test]

@@ -146,6 +146,18 @@ pub(crate) mod tests {
             .unwrap()
     }
 
+    /// Keyframes exactly at `keyframes`; every packet a temporal unit with a picture.
+    pub(crate) fn assert_keyframes_and_temporal_units(packets: &[EncodedFrame], keyframes: &[u64]) {
+        use crate::av1::obu::{obus, ObuType};
+        let got: Vec<u64> = packets.iter().filter(|p| p.keyframe).map(|p| p.info.seq).collect();
+        assert_eq!(got, keyframes);
+        for packet in packets {
+            let types: Vec<ObuType> = obus(&packet.data).map(|o| o.unwrap().obu_type).collect();
+            assert_eq!(types.first(), Some(&ObuType::TemporalDelimiter));
+            assert!(types.iter().any(|t| t.starts_picture()));
+        }
+    }
+
     /// Pulls every ready packet into `out`; returns the flow-control error that stopped it.
     pub(crate) fn drain(encoder: &mut dyn VideoEncoder, out: &mut Vec<EncodedFrame>) -> EncodeError {
         loop {

@@ -134,8 +134,7 @@ impl VideoEncoder for Rav1eEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::av1::obu::{obus, ObuType};
-    use crate::encode::tests::{drain, frame, settings};
+    use crate::encode::tests::{assert_keyframes_and_temporal_units, drain, frame, settings};
 
     #[test]
     fn encodes_every_frame_in_order_and_honours_keyframe_requests() {
@@ -155,13 +154,7 @@ mod tests {
 
         let seqs: Vec<u64> = packets.iter().map(|p| p.info.seq).collect();
         assert_eq!(seqs, (0..12).collect::<Vec<_>>());
-        let keyframes: Vec<u64> = packets.iter().filter(|p| p.keyframe).map(|p| p.info.seq).collect();
-        assert_eq!(keyframes, [0, 5]);
-        for packet in &packets {
-            let types: Vec<ObuType> = obus(&packet.data).map(|o| o.unwrap().obu_type).collect();
-            assert_eq!(types.first(), Some(&ObuType::TemporalDelimiter));
-            assert!(types.iter().any(|t| t.starts_picture()));
-        }
+        assert_keyframes_and_temporal_units(&packets, &[0, 5]);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::tests::{Link, Net};
-use crate::adapt::{LinkReport, RateController, Rung};
+use crate::adapt::{RateController, Rung};
 use crate::av1::obu::{obus, write_leb128, ObuType};
 use crate::encode::EncodedFrame;
 use crate::frame::{CaptureTime, FrameInfo};
@@ -85,16 +85,7 @@ fn a_weak_viewer_gets_the_base_layer_and_does_not_drag_the_strong_one_down() {
             net.advance(FRAME_TIME / 6);
         }
         if net.now >= next_adapt {
-            let reports: Vec<LinkReport> = net
-                .hub
-                .links()
-                .iter()
-                .map(|l| LinkReport {
-                    estimate_kbps: l.estimate_kbps,
-                    loss: l.loss,
-                })
-                .collect();
-            control.handle_links(net.now, &reports);
+            control.handle_links(net.now, &net.hub.link_reports());
             net.hub.set_stream_kbps(control.plan().bitrate_kbps);
             next_adapt = net.now + Duration::from_millis(500);
         }

@@ -142,6 +142,17 @@ impl Hub {
             .collect()
     }
 
+    /// The same links as the rate controller takes them.
+    pub fn link_reports(&self) -> Vec<crate::adapt::LinkReport> {
+        self.links()
+            .iter()
+            .map(|l| crate::adapt::LinkReport {
+                estimate_kbps: l.estimate_kbps,
+                loss: l.loss,
+            })
+            .collect()
+    }
+
     /// The encoder now targets `kbps`: viewers whose links cannot take that
     /// get the base layer only, the others everything.
     pub fn set_stream_kbps(&mut self, kbps: u32) {
