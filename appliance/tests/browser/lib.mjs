@@ -69,10 +69,12 @@ function checkBinary() {
 }
 
 /**
- * Starts `mado run` with the test pattern and waits until /api/status answers.
+ * Starts `mado run` (on the test pattern unless `source` says otherwise) and
+ * waits until /api/status answers.
  * Returns {proc, pid, baseUrl, port, udpPort, logs(), stop()}.
  */
 export async function startMado({
+  source = 'testpattern',
   size = '640x480',
   fps = 30,
   host = '127.0.0.1',
@@ -87,7 +89,7 @@ export async function startMado({
   udpPort = udpPort || (await freeUdpPort(host));
   const args = [
     'run',
-    '--source', 'testpattern',
+    '--source', source,
     '--size', size,
     '--fps', String(fps),
     '--listen', `${host}:${port}`,
