@@ -9,9 +9,13 @@
 //! is the calling thread's CPU time over the span (user and kernel), "wall"
 //! the same span by the clock. Beside each, "convert only" times `to_i420`
 //! alone on frames of the same format and size held in memory, with the same
-//! clock, so the difference of the medians is what capture adds. (Conversion
-//! of the raw formats does the same work whatever the picture; MJPEG's does
-//! not, so it has no such column: see `cargo bench -p board --bench convert`.)
+//! clock: cycling through 4 frames, as many as the driver's buffers, so the
+//! difference of the medians is what capture adds; and through 60, as the
+//! `convert` bench does with real footage, to compare with its figures. The
+//! number matters: few frames stay in the cache (and, in an emulator, in its
+//! TLB) and convert faster. (Conversion of the raw formats does the same work
+//! whatever the picture; MJPEG's does not, so it has no such columns: see
+//! `cargo bench -p board --bench convert`.)
 //!
 //! MADO_BENCH_CAMERA picks the device (default: the first camera) and
 //! MADO_BENCH_FRAMES the number of measured frames (default 150, each after 10
@@ -62,7 +66,7 @@ fn main() {
     println!("{frames} frames measured per row, after {WARMUP} of warm-up; times are per frame\n");
     println!(
         "| format | size | fps asked / got | dropped | CPU median | CPU p95 | wall median | wall p95 \
-         | convert only, CPU median | p95 | capture adds (CPU) |"
+         | convert only, 4 frames | convert only, 60 frames | capture adds (CPU) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (w, h) in SIZES {
@@ -88,9 +92,10 @@ fn measure(info: &CameraInfo, format: PixelFormat, w: u32, h: u32, frames: usize
     let convert = if format == PixelFormat::Mjpeg {
         "n/a | n/a | n/a".to_owned()
     } else {
-        let alone = Percentiles::of(convert_only(format, w, h, frames));
-        let adds = cpu.median.as_secs_f64() - alone.median.as_secs_f64();
-        format!("{} | {} | {:+.3} ms", ms(alone.median), ms(alone.p95), adds * 1e3)
+        let like_driver = Percentiles::of(convert_only(format, w, h, frames, 4)).median;
+        let like_bench = Percentiles::of(convert_only(format, w, h, frames, 60)).median;
+        let adds = cpu.median.as_secs_f64() - like_driver.as_secs_f64();
+        format!("{} | {} | {:+.3} ms", ms(like_driver), ms(like_bench), adds * 1e3)
     };
     Ok(format!(
         "{fps} / {:.1} | {} | {} | {} | {} | {} | {convert}",
@@ -176,15 +181,14 @@ fn wait_for_frame(camera: &Camera) -> Result<(), String> {
     Ok(())
 }
 
-/// `to_i420` alone, on 60 distinct in-memory frames used in turn, as the
-/// `convert` bench does with real footage: with as few frames as the driver
-/// has buffers they would stay in the cache and convert faster than frames do.
-fn convert_only(format: PixelFormat, w: u32, h: u32, frames: usize) -> Vec<Duration> {
+/// CPU time of `to_i420` alone for each of `frames` frames, cycling through
+/// `distinct` in-memory frames.
+fn convert_only(format: PixelFormat, w: u32, h: u32, frames: usize, distinct: usize) -> Vec<Duration> {
     let len = match format {
         PixelFormat::Yuyv => w * h * 2,
         _ => w * h * 3 / 2,
     } as usize;
-    let buffers: Vec<Vec<u8>> = (0..60)
+    let buffers: Vec<Vec<u8>> = (0..distinct)
         .map(|k| (0..len).map(|i| (i * 7 + k * 31 + i / 4096) as u8).collect())
         .collect();
     let mut out = Vec::new();
