@@ -1,5 +1,6 @@
-//! Picture downscaling for the lower rungs of the bitrate ladder, each plane
-//! resized with `fast_image_resize`'s SIMD convolution.
+//! Picture resizing, each plane with `fast_image_resize`'s SIMD convolution:
+//! down for the lower rungs of the bitrate ladder, and to the stream's size
+//! for a camera that came back at another one.
 
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
@@ -27,7 +28,7 @@ impl Default for Downscaler {
 }
 
 impl Downscaler {
-    /// `image` resized to `to`.
+    /// `image` resized to `to` (smaller or larger, any aspect).
     pub fn scale(&mut self, image: &Yuv420, to: VideoSize) -> Yuv420 {
         let mut out = Yuv420::black(to);
         let from = image.size();
@@ -75,5 +76,15 @@ mod tests {
         let (y, u, _) = half.planes();
         assert!(y[32 * 3 + 2] > 190 && y[32 * 3 + 29] < 50, "{:?}", &y[96..128]);
         assert!(u[4] > 190 && u[12] < 50, "{:?}", &u[..16]);
+    }
+
+    #[test]
+    fn a_picture_can_grow_and_change_shape() {
+        let mut image = Yuv420::black("32x32".parse().unwrap());
+        image.planes_mut().0.fill(180);
+        let out = Downscaler::default().scale(&image, "64x48".parse().unwrap());
+        assert_eq!(out.size(), "64x48".parse().unwrap());
+        let (y, u, v) = out.planes();
+        assert!(y.iter().all(|&p| p == 180) && u.iter().chain(v).all(|&p| p == 128));
     }
 }

@@ -1,22 +1,29 @@
 //! The board's camera as a frame source. It is paced by the device, stamps
 //! frames with the driver's capture time, and reopens the device by itself
-//! after it disappears.
+//! after it disappears. A camera that comes back at another size is scaled to
+//! the size the stream started with, so the encoder and viewers carry on.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use board::camera::{list_cameras, monotonic_now, Camera, CameraError, CameraRequest, PixelFormat};
+use board::camera::{list_cameras, monotonic_now, Camera, CameraRequest, PixelFormat};
 
 use super::{FrameSource, SourceError};
 use crate::frame::{CaptureTime, Frame, VideoSize, Yuv420};
 use crate::pipeline::wall_clock_us;
+use crate::scale::Downscaler;
 
 pub struct CameraSource {
     /// `None`: the first capture device present.
     path: Option<PathBuf>,
     request: CameraRequest,
     camera: Option<Camera>,
+    /// The size frames leave at: the first size negotiated.
     size: VideoSize,
+    /// The size the camera delivers now; differs from `size` after a
+    /// reconnect that negotiated another one.
+    camera_size: VideoSize,
+    scaler: Downscaler,
     /// Whether frames have flowed: the size is then fixed for the encoder.
     streamed: bool,
 }
@@ -41,6 +48,8 @@ impl CameraSource {
             request,
             camera: None,
             size,
+            camera_size: size,
+            scaler: Downscaler::default(),
             streamed: false,
         };
         source.connect()?;
@@ -59,14 +68,16 @@ impl CameraSource {
         let camera = Camera::open(&path, self.request)?;
         let (w, h) = camera.size();
         let size = VideoSize::new(w, h)?;
-        if size != self.size && self.streamed {
-            // After a reconnect the stream must keep its size: the encoder is configured for it.
-            return Err(SourceError::Camera(CameraError::NoUsableFormat {
-                path,
-                offered: format!("{size} where {} was negotiated before", self.size),
-            }));
+        if !self.streamed {
+            self.size = size;
+        } else if size != self.size {
+            tracing::warn!(
+                "{} came back at {size}; scaling its frames to {}",
+                path.display(),
+                self.size
+            );
         }
-        self.size = size;
+        self.camera_size = size;
         self.camera = Some(camera);
         Ok(())
     }
@@ -88,7 +99,7 @@ impl FrameSource for CameraSource {
         }
         let camera = self.camera.as_mut().expect("connected above");
         // Each frame is converted into its own buffer, which the frame then owns: no further copy.
-        let mut pixels = Vec::with_capacity(self.size.i420_len());
+        let mut pixels = Vec::with_capacity(self.camera_size.i420_len());
         let captured = match camera.next_frame(&mut pixels) {
             Ok(captured) => captured,
             Err(e) => {
@@ -106,7 +117,11 @@ impl FrameSource for CameraSource {
             wall_us: wall_clock_us() - age.as_micros() as u64,
         };
         self.streamed = true;
-        Ok(Frame::new(seq, capture, Yuv420::from_bytes(self.size, pixels)?))
+        let mut image = Yuv420::from_bytes(self.camera_size, pixels)?;
+        if self.camera_size != self.size {
+            image = self.scaler.scale(&image, self.size);
+        }
+        Ok(Frame::new(seq, capture, image))
     }
 
     fn describe(&self) -> String {
