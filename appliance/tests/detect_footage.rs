@@ -50,7 +50,10 @@ fn people_are_detected_in_street_footage_and_carried_in_the_stream() {
             .args(["record", "--pace", "realtime", "--source", &source])
             .args(["--frames", "90", "--output", out.to_str().unwrap()]),
     );
-    assert_eq!(read_ivf(&out).1.len(), 90);
+    // In real time a frame waiting for its own detections may make the
+    // encoder drop an older one (counted in the recorder's report), never stall.
+    let recorded = read_ivf(&out).1.len();
+    assert!((60..=90).contains(&recorded), "{recorded} of 90 frames recorded");
 
     let inspect = run_ok(mado().arg("inspect").arg(&out));
     let lines: Vec<Value> = String::from_utf8(inspect.stdout)
@@ -65,7 +68,7 @@ fn people_are_detected_in_street_footage_and_carried_in_the_stream() {
         .collect();
     assert!(
         sampled.len() >= 15,
-        "only {} of 90 frames were looked at",
+        "only {} of the recorded frames were looked at",
         sampled.len()
     );
     let with_person = sampled
