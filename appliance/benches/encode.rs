@@ -6,7 +6,8 @@
 //! what the stage itself costs.
 //!
 //! Run `scripts/fetch-footage --bench`, then `cargo bench -p mado --bench encode`.
-//! `MADO_BENCH_FRAMES` sets the frames per case (default 90).
+//! `MADO_BENCH_FRAMES` sets the frames per case (default 90);
+//! `MADO_BENCH_VERSUS_ONLY=1` runs only the comparison with ffmpeg.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -50,14 +51,21 @@ fn cpu_time(who: libc::c_int) -> Duration {
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
-/// The encode stage's cost: frames in to packets out, encoder set-up left out.
-fn stage_cost(input: &[Frame], settings: &EncoderSettings) -> Cost {
+/// The encode stage's cost (or, with `bare`, the encoder's alone, with no
+/// metadata framing): frames in to packets out, encoder set-up left out.
+fn stage_cost(input: &[Frame], settings: &EncoderSettings, bare: bool) -> Cost {
+    let mut encoder = open_encoder(settings).unwrap();
     let mut stage = EncodeStage::new(open_encoder(settings).unwrap());
     let mut out = Vec::new();
     let (cpu, start) = (cpu_time(libc::RUSAGE_SELF), Instant::now());
     for frame in input {
-        stage.push(Some(frame), &mut out).unwrap();
-        out.clear();
+        if bare {
+            encoder.send_frame(Some(frame)).unwrap();
+            while encoder.receive_packet().is_ok() {}
+        } else {
+            stage.push(Some(frame), &mut out).unwrap();
+            out.clear();
+        }
     }
     stage.push(None, &mut out).unwrap();
     let (wall, cpu) = (start.elapsed(), cpu_time(libc::RUSAGE_SELF) - cpu);
@@ -103,7 +111,8 @@ fn main() {
                 continue;
             }
         };
-        for backend in [Backend::Aom, Backend::Rav1e] {
+        let only_versus = std::env::var_os("MADO_BENCH_VERSUS_ONLY").is_some();
+        for backend in [Backend::Aom, Backend::Rav1e].into_iter().filter(|_| !only_versus) {
             let settings = settings(size, backend, None);
             let row = bench(&input, &settings);
             println!("{backend} {size}: {:.1} fps", row.0);
@@ -111,9 +120,10 @@ fn main() {
         }
         let ours = settings(size, Backend::Aom, Some(FFMPEG_SPEED));
         // Alternating runs, medians: the machine's other load hits both alike.
-        let (mut stage, mut ffmpeg) = (Vec::new(), Vec::new());
+        let (mut stage, mut bare, mut ffmpeg) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..REPEATS {
-            stage.push(stage_cost(&input, &ours));
+            stage.push(stage_cost(&input, &ours, false));
+            bare.push(stage_cost(&input, &ours, true));
             match ffmpeg_cost(&path, &ours, input.len()) {
                 Some(cost) => ffmpeg.push(cost),
                 None => break,
@@ -122,7 +132,7 @@ fn main() {
         if ffmpeg.is_empty() {
             println!("ffmpeg with libaom-av1 is not available: no comparison at {size}");
         } else {
-            versus.push((size, median_cost(stage), median_cost(ffmpeg)));
+            versus.push((size, median_cost(stage), median_cost(bare), median_cost(ffmpeg)));
         }
     }
     println!();
@@ -142,19 +152,23 @@ fn main() {
         "libaom at speed {FFMPEG_SPEED}, same settings: encode stage (metadata attached) vs ffmpeg -c:v libaom-av1, \
          median of {REPEATS} alternating runs"
     );
+    println!("and the same encoder driven bare through `VideoEncoder` (no metadata framing)");
     println!(
-        "| size | stage fps | ffmpeg fps | stage / ffmpeg fps | stage CPU ms/frame | ffmpeg CPU ms/frame | CPU ratio |"
+        "| size | stage fps | ffmpeg fps | stage / ffmpeg fps | stage CPU ms/frame | ffmpeg CPU ms/frame \
+         | stage / ffmpeg CPU | bare CPU ms/frame | stage / bare CPU |"
     );
-    println!("|---|---|---|---|---|---|---|");
-    for (size, stage, ffmpeg) in versus {
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (size, stage, bare, ffmpeg) in versus {
         println!(
-            "| {size} | {:.1} | {:.1} | {:.3} | {:.2} | {:.2} | {:.3} |",
+            "| {size} | {:.1} | {:.1} | {:.3} | {:.2} | {:.2} | {:.3} | {:.2} | {:.3} |",
             stage.fps,
             ffmpeg.fps,
             stage.fps / ffmpeg.fps,
             stage.cpu_ms,
             ffmpeg.cpu_ms,
-            stage.cpu_ms / ffmpeg.cpu_ms
+            stage.cpu_ms / ffmpeg.cpu_ms,
+            bare.cpu_ms,
+            stage.cpu_ms / bare.cpu_ms
         );
     }
 }
