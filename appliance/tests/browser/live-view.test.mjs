@@ -3,6 +3,9 @@
 // frame covers the red calibration target visible in that same frame.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 import { startMado, launchBrowser, openDashboard, snap, waitForDecoding, readVectors, getStatus, sleep, log } from './lib.mjs';
 
@@ -16,7 +19,15 @@ let page;
 before(async () => {
   // 320x240 keeps the encoder well ahead of 30 fps on a 2-core machine that
   // also runs Chromium; the latency benchmark covers the larger sizes.
-  server = await startMado({ size: '320x240', fps: FPS });
+  // The overlay check compares the box with the red target's pixels, so the
+  // picture quality must not depend on a loopback congestion estimate that
+  // a busy machine can disturb: adaptation is off here and tested on its own
+  // (constrained-link.test.mjs).
+  const dir = mkdtempSync(join(tmpdir(), 'mado-live-'));
+  const config = join(dir, 'mado.toml');
+  writeFileSync(config, '[adapt]\nenabled = false\n');
+  server = await startMado({ size: '320x240', fps: FPS, extraArgs: ['--config', config] });
+  rmSync(dir, { recursive: true, force: true }); // read at start-up
   browser = await launchBrowser();
   page = await openDashboard(browser.context, `${server.baseUrl}/?check=overlay`, browser.context.pages()[0]);
 });
