@@ -54,20 +54,23 @@ fn cpu_time(who: libc::c_int) -> Duration {
 /// The encode stage's cost (or, with `bare`, the encoder's alone, with no
 /// metadata framing): frames in to packets out, encoder set-up left out.
 fn stage_cost(input: &[Frame], settings: &EncoderSettings, bare: bool) -> Cost {
-    let mut encoder = open_encoder(settings).unwrap();
-    let mut stage = EncodeStage::new(open_encoder(settings).unwrap());
+    let encoder = open_encoder(settings).unwrap();
+    let (mut bare, mut stage) = if bare {
+        (Some(encoder), None)
+    } else {
+        (None, Some(EncodeStage::new(encoder)))
+    };
     let mut out = Vec::new();
     let (cpu, start) = (cpu_time(libc::RUSAGE_SELF), Instant::now());
-    for frame in input {
-        if bare {
-            encoder.send_frame(Some(frame)).unwrap();
+    for frame in input.iter().map(Some).chain([None]) {
+        if let Some(encoder) = &mut bare {
+            encoder.send_frame(frame).unwrap();
             while encoder.receive_packet().is_ok() {}
-        } else {
-            stage.push(Some(frame), &mut out).unwrap();
+        } else if let Some(stage) = &mut stage {
+            stage.push(frame, &mut out).unwrap();
             out.clear();
         }
     }
-    stage.push(None, &mut out).unwrap();
     let (wall, cpu) = (start.elapsed(), cpu_time(libc::RUSAGE_SELF) - cpu);
     Cost {
         fps: input.len() as f64 / wall.as_secs_f64(),
