@@ -7,6 +7,7 @@
 // shown, which selects the boxes to draw. See README.md for the test hooks.
 
 import { inspectEncodedFrame, boxToPixels, NORM16_MAX } from './meta.js';
+import { findRed, readSeqStrip, boxOnRed } from './check.js';
 
 const params = new URLSearchParams(location.search);
 const CHECK_OVERLAY = params.get('check') === 'overlay';
@@ -80,7 +81,7 @@ const S = {
   lastMetaError: null,
   latency: [],
   latencyCount: 0, // samples ever taken
-  overlayCheck: { checked: 0, hits: 0, misses: [] },
+  overlayCheck: { checked: 0, hits: 0, otherFrame: 0, unreadable: 0, misses: [] },
   inbound: null,
   decoderImplementation: null,
   status: null,
@@ -462,16 +463,6 @@ function recordLatency(meta, md) {
 // compare it with the box drawn for that frame.
 const check = { canvas: null, ctx: null };
 
-function iou(a, b) {
-  const x0 = Math.max(a.x, b.x);
-  const y0 = Math.max(a.y, b.y);
-  const x1 = Math.min(a.x + a.w, b.x + b.w);
-  const y1 = Math.min(a.y + a.h, b.y + b.h);
-  const inter = Math.max(0, x1 - x0) * Math.max(0, y1 - y0);
-  const union = a.w * a.h + b.w * b.h - inter;
-  return union > 0 ? inter / union : 0;
-}
-
 function checkOverlay(meta, md) {
   const w = md.width;
   const h = md.height;
@@ -484,43 +475,29 @@ function checkOverlay(meta, md) {
   }
   check.ctx.drawImage(video, 0, 0, w, h);
   const data = check.ctx.getImageData(0, 0, w, h).data;
-  const STRIDE = 2;
-  let minX = Infinity;
-  let minY = Infinity;
-  let maxX = -1;
-  let maxY = -1;
-  let count = 0;
-  for (let y = 0; y < h; y += STRIDE) {
-    let i = y * w * 4;
-    for (let x = 0; x < w; x += STRIDE, i += 4 * STRIDE) {
-      if (data[i] > 150 && data[i + 1] < 90 && data[i + 2] < 90) {
-        count++;
-        if (x < minX) minX = x;
-        if (x > maxX) maxX = x;
-        if (y < minY) minY = y;
-        if (y > maxY) maxY = y;
-      }
-    }
-  }
-  if (count < 4 || !meta) return;
+  const red = findRed(data, w, h);
+  if (!red || !meta) return;
   const oc = S.overlayCheck;
-  oc.checked++;
-  const red = { x: minX, y: minY, w: maxX - minX + STRIDE, h: maxY - minY + STRIDE };
-  const target = meta.detections ? meta.detections.items.find((d) => d.label === 'target') : null;
-  let hit = false;
-  let overlap = 0;
-  let box = null;
-  if (target) {
-    box = boxToPixels(target.box, w, h);
-    const cx = red.x + red.w / 2;
-    const cy = red.y + red.h / 2;
-    overlap = iou(red, box);
-    hit = cx >= box.x && cx <= box.x + box.w && cy >= box.y && cy <= box.y + box.h && overlap >= 0.5;
+  // drawImage() takes the video's current picture, which on a busy machine
+  // can already be a newer frame than the one this callback reports: only a
+  // picture that shows this callback's own frame number is checked.
+  const shown = readSeqStrip(data, w);
+  if (shown === null) {
+    oc.unreadable++;
+    return;
   }
-  if (hit) {
+  if (shown !== Number(BigInt(meta.seq) & 0xffffn)) {
+    oc.otherFrame++;
+    return;
+  }
+  oc.checked++;
+  const target = meta.detections ? meta.detections.items.find((d) => d.label === 'target') : null;
+  const box = target ? boxToPixels(target.box, w, h) : null;
+  const verdict = box ? boxOnRed(box, red) : { hit: false };
+  if (verdict.hit) {
     oc.hits++;
   } else {
-    oc.misses.push({ rtpTimestamp: md.rtpTimestamp, seq: String(meta.seq), red, box, iou: Math.round(overlap * 1000) / 1000 });
+    oc.misses.push({ rtpTimestamp: md.rtpTimestamp, seq: String(meta.seq), red: red.bounds, box, ...verdict });
     if (oc.misses.length > MISSES_KEEP) oc.misses.shift();
   }
 }
@@ -919,6 +896,8 @@ function snapshot() {
       enabled: CHECK_OVERLAY,
       checked: S.overlayCheck.checked,
       hits: S.overlayCheck.hits,
+      otherFrame: S.overlayCheck.otherFrame,
+      unreadable: S.overlayCheck.unreadable,
       misses: S.overlayCheck.misses.slice(),
     },
     latencyMs: S.latency.slice(),

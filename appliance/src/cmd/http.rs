@@ -60,6 +60,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../web/meta.js"),
     ),
+    (
+        "/check.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/check.js"),
+    ),
 ];
 
 type Reply = Response<Full<Bytes>>;

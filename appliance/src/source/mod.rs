@@ -17,7 +17,7 @@ use crate::frame::{CaptureTime, Frame, FrameError, VideoSize};
 
 pub use camera::CameraSource;
 pub use pacer::Pacer;
-pub use testpattern::{target_rect, TargetRect, TestPattern, TARGET_LABEL, TARGET_MODEL};
+pub use testpattern::{target_rect, SeqStrip, TargetRect, TestPattern, TARGET_LABEL, TARGET_MODEL};
 pub use y4m_file::Y4mFile;
 
 #[derive(Debug, Error)]

@@ -3,6 +3,9 @@
 //! The target is a solid red square that sweeps across the picture along a
 //! path known for every frame ([`target_rect`]), so the source reports it as
 //! a detection (class "target") and tests can check overlays against pixels.
+//! A strip of black and white blocks along the top edge spells the low bits
+//! of the frame number ([`SeqStrip`]), so a viewer can tell which frame a
+//! decoded picture is without trusting any timing.
 
 use std::sync::Arc;
 
@@ -25,15 +28,59 @@ pub struct TargetRect {
     pub side: u32,
 }
 
+/// The frame-number strip: [`SeqStrip::BITS`] square blocks in a row from
+/// the top-left corner, least significant bit first, white for 1 and black
+/// for 0. Blocks are `width / 32` pixels (the strip spans the left half);
+/// pictures narrower than 64 pixels have no strip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeqStrip {
+    /// Side of one block in pixels; 0 when the picture has no strip.
+    pub block: u32,
+}
+
+impl SeqStrip {
+    pub const BITS: u32 = 16;
+    pub const WHITE: u8 = 235;
+    pub const BLACK: u8 = 16;
+
+    pub fn for_size(size: VideoSize) -> Self {
+        let block = size.width() / (2 * Self::BITS);
+        Self {
+            block: if block >= 2 && block * 4 <= size.height() {
+                block
+            } else {
+                0
+            },
+        }
+    }
+
+    /// Rows the strip takes at the top (rounded up to even for chroma).
+    pub fn height(self) -> u32 {
+        (self.block + 1) & !1
+    }
+
+    fn draw(self, y_plane: &mut [u8], width: usize, seq: u64) {
+        let block = self.block as usize;
+        for bit in 0..Self::BITS as usize {
+            let level = if seq >> bit & 1 == 1 { Self::WHITE } else { Self::BLACK };
+            for row in 0..block {
+                y_plane[row * width + bit * block..row * width + (bit + 1) * block].fill(level);
+            }
+        }
+    }
+}
+
 /// The target's position in frame `seq`: it bounces horizontally across the
-/// frame in about 16 frames and vertically in about 40.
+/// frame in about 16 frames and vertically in about 40, below the
+/// frame-number strip.
 pub fn target_rect(size: VideoSize, seq: u64) -> TargetRect {
     let (w, h) = (u64::from(size.width()), u64::from(size.height()));
+    let top = u64::from(SeqStrip::for_size(size).height());
     let side = (w.min(h) / 8 & !1).max(8);
-    let (x_range, y_range) = (w - side, h - side);
+    let (x_range, y_range) = (w - side, h - side - top);
     let step = |range: u64, frames: u64| (range / frames & !1).max(2);
     let x = bounce(seq * step(x_range, 16), x_range) & !1;
-    let y = bounce(seq * step(y_range, 40), y_range) & !1;
+    let y = top + (bounce(seq * step(y_range, 40), y_range) & !1);
     TargetRect {
         x: x as u32,
         y: y as u32,
@@ -96,6 +143,10 @@ impl TestPattern {
         }
         let target = target_rect(size, seq);
         fill_rect(&mut picture, target, TARGET_YUV);
+        let strip = SeqStrip::for_size(size);
+        if strip.block > 0 {
+            strip.draw(picture.planes_mut().0, w, seq);
+        }
         debug_assert!(h >= (target.y + target.side) as usize);
         picture
     }
@@ -186,6 +237,33 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn strip_spells_the_frame_number_and_the_target_stays_below_it() {
+        for size in ["64x48", "320x240", "1280x720"] {
+            let size: VideoSize = size.parse().unwrap();
+            let strip = SeqStrip::for_size(size);
+            assert!(strip.block >= 2, "{size}");
+            let w = size.width() as usize;
+            for seq in [0u64, 1, 0xa5c3, 0x1_0001] {
+                let picture = TestPattern::new(size).render(seq);
+                let y = picture.planes().0;
+                let centre = strip.block as usize / 2;
+                let read: u64 = (0..SeqStrip::BITS as usize)
+                    .map(|bit| {
+                        let px = y[centre * w + bit * strip.block as usize + centre];
+                        assert!(px == SeqStrip::WHITE || px == SeqStrip::BLACK);
+                        u64::from(px == SeqStrip::WHITE) << bit
+                    })
+                    .sum();
+                assert_eq!(read, seq & 0xffff, "{size} frame {seq}");
+            }
+            for seq in 0..200 {
+                assert!(target_rect(size, seq).y >= strip.height(), "{size} frame {seq}");
+            }
+        }
+        assert_eq!(SeqStrip::for_size("16x16".parse().unwrap()).block, 0);
     }
 
     #[test]
