@@ -75,7 +75,7 @@ test('over 1 Mbit/s with 50 ms delay and 1% loss the stream keeps playing, then 
   assert.ok(line, `the runner printed no result.\nstdout:\n${out}\nstderr:\n${err}`);
   const r = JSON.parse(line.slice('MADO-LINK-RESULT '.length));
   assert.ok(r.ok, `the run failed: ${r.error}\nmado:\n${r.madoLog}\nstderr:\n${err}`);
-  const brief = (s) => `${s.t}ms sent ${s.sent} target ${s.target} ${s.size}@${s.fps} est ${s.estimate}`;
+  const brief = (s) => `${s.t}ms sent ${s.sent} encoded ${s.encoded} target ${s.target} ${s.size}@${s.fps} est ${s.estimate} loss ${s.loss}`;
   log('samples:\n' + r.samples.map(brief).join('\n'));
 
   const constrained = r.samples.filter((s) => s.phase === '1mbit');

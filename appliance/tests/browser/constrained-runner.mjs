@@ -67,7 +67,7 @@ try {
   const first = await page.evaluate(() => performance.now());
   const sample = async (phase) => {
     const s = await getStatus(base);
-    result.samples.push({ phase, t: Math.round((await page.evaluate(() => performance.now())) - first), sent: s.sent_kbps,
+    result.samples.push({ phase, t: Math.round((await page.evaluate(() => performance.now())) - first), sent: s.sent_kbps, encoded: s.bitrate_kbps,
       target: s.encoder.target_kbps, size: `${s.encoder.width}x${s.encoder.height}`, fps: s.encoder.fps,
       estimate: s.links[0]?.estimate_kbps, loss: s.links[0]?.loss });
   };
