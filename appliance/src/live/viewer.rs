@@ -38,6 +38,13 @@ pub(super) struct Viewer {
     base_only: bool,
 }
 
+/// A new viewer's congestion controller starts from this estimate (or the
+/// pacing rate, if lower) and probes up from there (3 and 6 times, then
+/// doubling while the path keeps up). Starting from the encoder's ceiling
+/// would flood a narrow link before the first feedback arrives, and the
+/// controller would then creep back up from far below the link's rate.
+const START_ESTIMATE_KBPS: u32 = 1000;
+
 /// The RTP timestamp `frame` is sent with: its wall-clock capture time at 90 kHz.
 pub(super) fn rtp_timestamp(frame: &EncodedFrame) -> u32 {
     (frame.info.capture.wall_us * 9 / 100) as u32
@@ -47,11 +54,12 @@ impl Viewer {
     /// Answers `offer`; the viewer is ready for datagrams once this returns.
     pub(super) fn answer(now: Instant, offer: SdpOffer, config: &HubConfig) -> Result<(Self, SdpAnswer), WhepError> {
         let pacing = Bitrate::kbps(u64::from(config.pacing_kbps));
+        let start = Bitrate::kbps(u64::from(config.pacing_kbps.min(START_ESTIMATE_KBPS)));
         let mut rtc = Rtc::builder()
             .set_ice_lite(true)
             .clear_codecs()
             .enable_av1(true)
-            .enable_bwe(Some(pacing))
+            .enable_bwe(Some(start))
             .set_stats_interval(Some(std::time::Duration::from_secs(1)))
             .build(now);
         for addr in &config.candidates {
