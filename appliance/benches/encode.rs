@@ -9,6 +9,8 @@
 //! `MADO_BENCH_FRAMES` sets the frames per case (default 90);
 //! `MADO_BENCH_VERSUS_ONLY=1` runs only the comparison with ffmpeg.
 
+#![allow(clippy::disallowed_methods, reason = "a benchmark measures real time")]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -44,8 +46,9 @@ fn median_cost(mut runs: Vec<Cost>) -> Cost {
 
 /// CPU time (user and system) of this process, or of its waited-for children.
 fn cpu_time(who: libc::c_int) -> Duration {
-    // SAFETY: getrusage fills the struct it is given.
+    // SAFETY: `rusage` is a plain C struct for which all zeroes is valid.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage only writes the struct it is given, which is ours.
     unsafe { libc::getrusage(who, &mut usage) };
     let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
     tv(usage.ru_utime) + tv(usage.ru_stime)

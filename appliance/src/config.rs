@@ -11,12 +11,25 @@ use crate::encode::{Backend, EncoderSettings};
 use crate::frame::VideoSize;
 use crate::source::SourceSpec;
 
+/// Why the configuration could not be loaded.
 #[derive(Debug, Error)]
 pub enum ConfigError {
+    /// The config file could not be read.
     #[error("cannot read config {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has a bad value.
     #[error("config {path} is invalid: {message}")]
-    Invalid { path: PathBuf, message: String },
+    Invalid {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong, naming the key and line.
+        message: String,
+    },
 }
 
 /// An integer setting that must lie in `MIN..=MAX`.
@@ -25,10 +38,12 @@ pub enum ConfigError {
 pub struct Ranged<const MIN: i64, const MAX: i64>(i64);
 
 impl<const MIN: i64, const MAX: i64> Ranged<MIN, MAX> {
+    /// `value` as a setting; fails to compile in a `const` when out of range.
     pub const fn new_const(value: i64) -> Self {
         assert!(MIN <= value && value <= MAX);
         Self(value)
     }
+    /// The value.
     pub fn get(self) -> i64 {
         self.0
     }
@@ -51,14 +66,21 @@ impl<const MIN: i64, const MAX: i64> From<Ranged<MIN, MAX>> for i64 {
     }
 }
 
+/// Every setting of the appliance, one section per TOML table.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// `[source]`: where frames come from.
     pub source: SourceConfig,
+    /// `[encoder]`: the AV1 encoder.
     pub encoder: EncoderConfig,
+    /// `[pipeline]`: queues between the stages.
     pub pipeline: PipelineConfig,
+    /// `[live]`: the live view's HTTP and media ports.
     pub live: LiveConfig,
+    /// `[detect]`: on-device detection.
     pub detect: DetectConfig,
+    /// `[adapt]`: bandwidth adaptation.
     pub adapt: AdaptConfig,
 }
 
@@ -67,6 +89,7 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdaptConfig {
+    /// Follow the viewers' links; when false the encoder keeps its configured bitrate.
     pub enabled: bool,
     /// The bitrate is never set below this; `[encoder] bitrate_kbps` is the ceiling.
     pub floor_kbps: Ranged<50, 50_000>,
@@ -91,6 +114,7 @@ impl Default for AdaptConfig {
 pub struct Ladder(Vec<Rung>);
 
 impl Ladder {
+    /// The ladder's rungs, from the top.
     pub fn rungs(&self) -> &[Rung] {
         &self.0
     }
@@ -121,6 +145,7 @@ impl From<Ladder> for Vec<Rung> {
     }
 }
 
+/// `[source]`: where frames come from and at what size and rate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SourceConfig {
@@ -128,6 +153,7 @@ pub struct SourceConfig {
     pub kind: SourceSpec,
     /// Picture size for sources that can produce any size.
     pub size: VideoSize,
+    /// Frames per second.
     pub fps: Ranged<1, 120>,
     /// Camera pixel format: auto picks the first of YU12, NV12, YUYV, MJPG the camera offers.
     pub camera_format: CameraFormat,
@@ -136,20 +162,26 @@ pub struct SourceConfig {
 /// A camera pixel format setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum CameraFormat {
+    /// The first format the camera offers that can be converted.
     #[default]
     #[serde(rename = "auto")]
     Auto,
+    /// Planar 4:2:0 (`YU12`).
     #[serde(rename = "YU12")]
     Yu12,
+    /// Semi-planar 4:2:0 (`NV12`).
     #[serde(rename = "NV12")]
     Nv12,
+    /// Packed 4:2:2 (`YUYV`).
     #[serde(rename = "YUYV")]
     Yuyv,
+    /// Motion JPEG (`MJPG`).
     #[serde(rename = "MJPG")]
     Mjpg,
 }
 
 impl CameraFormat {
+    /// The pixel format to insist on; `None` for `auto`.
     pub fn pixel_format(self) -> Option<board::camera::PixelFormat> {
         use board::camera::PixelFormat;
         match self {
@@ -162,6 +194,7 @@ impl CameraFormat {
     }
 }
 
+/// `[encoder]`: the AV1 encoder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EncoderConfig {
@@ -171,6 +204,7 @@ pub struct EncoderConfig {
     pub speed: Ranged<0, 10>,
     /// At most this many frames between keyframes.
     pub keyframe_interval: Ranged<1, 600>,
+    /// Target bitrate, and the ceiling when adapting.
     pub bitrate_kbps: Ranged<50, 50_000>,
     /// Lowest quantizer index (0 to 255) rate control may use: caps quality
     /// on easy scenes, saving CPU time and bits.
@@ -184,6 +218,7 @@ pub struct EncoderConfig {
     pub temporal_layers: Ranged<1, 2>,
 }
 
+/// `[pipeline]`: queues between the stages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PipelineConfig {
@@ -191,6 +226,7 @@ pub struct PipelineConfig {
     pub queue_frames: Ranged<1, 256>,
 }
 
+/// `[live]`: the live view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LiveConfig {
@@ -201,6 +237,7 @@ pub struct LiveConfig {
     /// Addresses offered to viewers as ICE host candidates; empty means
     /// every address of every network interface.
     pub announce: Vec<std::net::IpAddr>,
+    /// Viewers served at once.
     pub max_viewers: Ranged<1, 64>,
     /// Forced keyframes (for joining viewers and loss reports) are at least this far apart.
     pub keyframe_min_interval_ms: Ranged<0, 10_000>,
@@ -208,6 +245,7 @@ pub struct LiveConfig {
     pub pacing_kbps: Ranged<0, 1_000_000>,
 }
 
+/// `[detect]`: on-device detection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectConfig {

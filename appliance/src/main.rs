@@ -1,5 +1,9 @@
 //! The `mado` binary: command line, logging and the I/O shell.
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the commands are the shell: they own the clock, sockets and threads"
+)]
 mod cmd;
 
 use std::path::PathBuf;

@@ -13,6 +13,7 @@ pub fn scaled_size(size: VideoSize, divisor: u8) -> VideoSize {
     VideoSize::new(side(size.width()), side(size.height())).expect("a smaller even size is valid")
 }
 
+/// Shrinks I420 pictures; keeps its resizer between calls.
 pub struct Downscaler {
     resizer: Resizer,
     options: ResizeOptions,

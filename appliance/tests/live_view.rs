@@ -1,6 +1,11 @@
 //! `mado run` over real HTTP and UDP on loopback: WHEP statuses, viewer
 //! limits, and a str0m viewer that receives the stream with its metadata.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "integration tests drive the real binary and wait on real time"
+)]
+
 mod common;
 
 use std::time::Duration;

@@ -21,6 +21,8 @@
 //! MADO_BENCH_FRAMES the number of measured frames (default 150, each after 10
 //! frames of warm-up).
 
+#![allow(clippy::disallowed_methods, reason = "a benchmark measures real time")]
+
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -4,6 +4,8 @@
 //! Frames come from `scripts/fetch-footage` (vtest.avi as Y4M), turned into
 //! each camera format by ffmpeg; without them the benchmark says so and stops.
 
+#![allow(clippy::disallowed_methods, reason = "a benchmark measures real time")]
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -9,19 +9,29 @@ pub mod camera;
 use rppal::gpio::{Gpio, OutputPin};
 use thiserror::Error;
 
+/// Why the board's outputs could not be opened.
 #[derive(Debug, Error)]
 pub enum BoardError {
+    /// A GPIO pin could not be opened.
     #[error("GPIO pin {pin} is not usable: {source}")]
-    Pin { pin: u8, source: rppal::gpio::Error },
+    Pin {
+        /// BCM pin number.
+        pin: u8,
+        /// The GPIO error.
+        source: rppal::gpio::Error,
+    },
 }
 
 /// The board's outputs, or their absence.
 pub enum Board {
+    /// A Raspberry Pi with GPIO access.
     Pi {
+        /// The status LED output.
         status_led: OutputPin,
     },
     /// Not a Raspberry Pi (or no GPIO access); why, for the log.
     Absent {
+        /// Why.
         reason: String,
     },
 }
@@ -42,6 +52,7 @@ impl Board {
         })
     }
 
+    /// True on a Raspberry Pi with GPIO access.
     pub fn is_present(&self) -> bool {
         matches!(self, Self::Pi { .. })
     }

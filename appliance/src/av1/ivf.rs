@@ -10,16 +10,30 @@ pub const MAX_FRAME_LEN: u32 = 32 << 20;
 const SIGNATURE: &[u8; 4] = b"DKIF";
 const HEADER_LEN: u16 = 32;
 
+/// Why an IVF file could not be read.
 #[derive(Debug, Error)]
 pub enum IvfError {
+    /// The file does not start with the IVF signature.
     #[error("not an IVF file (no DKIF signature)")]
     NotIvf,
+    /// The file ends inside its 32-byte header.
     #[error("IVF header is truncated")]
     TruncatedHeader,
+    /// The file ends inside a frame.
     #[error("IVF frame {index} is truncated")]
-    TruncatedFrame { index: u64 },
+    TruncatedFrame {
+        /// Index of the cut-off frame, from 0.
+        index: u64,
+    },
+    /// A frame header claims an implausible size.
     #[error("IVF frame {index} claims {len} bytes, more than the {MAX_FRAME_LEN} allowed")]
-    FrameTooLarge { index: u64, len: u32 },
+    FrameTooLarge {
+        /// Index of the frame, from 0.
+        index: u64,
+        /// The frame size its header claims, in bytes.
+        len: u32,
+    },
+    /// Reading the file failed.
     #[error(transparent)]
     Io(#[from] io::Error),
 }
@@ -27,16 +41,22 @@ pub enum IvfError {
 /// What the IVF file header says about the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IvfHeader {
+    /// Codec four-character code (`AV01`).
     pub fourcc: [u8; 4],
+    /// Picture width in pixels.
     pub width: u16,
+    /// Picture height in pixels.
     pub height: u16,
     /// Timestamps count in units of `timebase_num / timebase_den` seconds.
     pub timebase_den: u32,
+    /// Time base numerator: a pts tick lasts `timebase_num / timebase_den` seconds.
     pub timebase_num: u32,
+    /// Frame count as written in the header (writers may leave it 0).
     pub frame_count: u32,
 }
 
 impl IvfHeader {
+    /// A header for an AV1 stream of `width` x `height` at `fps` frames a second, one tick a frame.
     pub fn av1(width: u16, height: u16, fps: u32) -> Self {
         Self {
             fourcc: *b"AV01",
@@ -86,11 +106,13 @@ pub struct IvfWriter<W: Write + Seek> {
 }
 
 impl<W: Write + Seek> IvfWriter<W> {
+    /// Writes `header` to `out` and returns a writer for the frames.
     pub fn new(mut out: W, header: IvfHeader) -> io::Result<Self> {
         out.write_all(&header.to_bytes())?;
         Ok(Self { out, header })
     }
 
+    /// Appends one frame (a temporal unit) with presentation time `pts`.
     pub fn write_frame(&mut self, pts: u64, data: &[u8]) -> io::Result<()> {
         let len = u32::try_from(data.len()).map_err(|_| io::Error::other("frame larger than 4 GiB"))?;
         self.out.write_all(&len.to_le_bytes())?;
@@ -113,7 +135,9 @@ impl<W: Write + Seek> IvfWriter<W> {
 /// One frame read back from an IVF file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IvfFrame {
+    /// Presentation time in time-base ticks.
     pub pts: u64,
+    /// The frame's bytes: one AV1 temporal unit.
     pub data: Vec<u8>,
 }
 
@@ -125,6 +149,7 @@ pub struct IvfReader<R: Read> {
 }
 
 impl<R: Read> IvfReader<R> {
+    /// Reads and checks the header of `input`.
     pub fn new(mut input: R) -> Result<Self, IvfError> {
         let mut bytes = [0u8; HEADER_LEN as usize];
         read_exact_or(&mut input, &mut bytes, || IvfError::TruncatedHeader)?;
@@ -136,6 +161,7 @@ impl<R: Read> IvfReader<R> {
         })
     }
 
+    /// The file's header.
     pub fn header(&self) -> IvfHeader {
         self.header
     }

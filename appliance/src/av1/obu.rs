@@ -8,16 +8,29 @@ use thiserror::Error;
 /// Errors from walking the OBUs of a temporal unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum ObuError {
+    /// The OBU header at this offset is cut off.
     #[error("OBU header truncated at byte {0}")]
     TruncatedHeader(usize),
+    /// The OBU at this offset has its forbidden bit set.
     #[error("OBU forbidden bit set at byte {0}")]
     ForbiddenBit(usize),
+    /// The OBU at this offset lacks the size field (low-overhead format requires it).
     #[error("OBU at byte {0} has no size field (low-overhead format required)")]
     NoSizeField(usize),
+    /// The size field at this offset is malformed or too large.
     #[error("OBU size field at byte {0} is not a valid LEB128 value")]
     BadSize(usize),
+    /// An OBU claims more payload than the buffer holds.
     #[error("OBU at byte {at} claims {claimed} payload bytes but only {left} remain")]
-    TruncatedPayload { at: usize, claimed: u64, left: usize },
+    TruncatedPayload {
+        /// Offset of the OBU header.
+        at: usize,
+        /// The payload length the size field claims.
+        claimed: u64,
+        /// Bytes actually left after the header.
+        left: usize,
+    },
+    /// The temporal unit holds no frame or frame header OBU.
     #[error("temporal unit has no frame OBU to place metadata before")]
     NoFrame,
 }
@@ -25,19 +38,30 @@ pub enum ObuError {
 /// The OBU types this appliance cares about (AV1 spec 6.2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObuType {
+    /// Sequence header (type 1).
     SequenceHeader,
+    /// Temporal delimiter (type 2).
     TemporalDelimiter,
+    /// Frame header (type 3).
     FrameHeader,
+    /// Tile group (type 4).
     TileGroup,
+    /// Metadata (type 5), where Mado's detections travel.
     Metadata,
+    /// Frame: header and tile group together (type 6).
     Frame,
+    /// Redundant frame header (type 7).
     RedundantFrameHeader,
+    /// Tile list (type 8).
     TileList,
+    /// Padding (type 15).
     Padding,
+    /// A reserved type code.
     Reserved(u8),
 }
 
 impl ObuType {
+    /// The type for a 4-bit `obu_type` code.
     pub fn from_code(code: u8) -> Self {
         match code {
             1 => Self::SequenceHeader,
@@ -53,6 +77,7 @@ impl ObuType {
         }
     }
 
+    /// The 4-bit `obu_type` code.
     pub fn code(self) -> u8 {
         match self {
             Self::SequenceHeader => 1,
@@ -77,6 +102,7 @@ impl ObuType {
 /// One OBU borrowed from a temporal unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Obu<'a> {
+    /// What the OBU holds.
     pub obu_type: ObuType,
     /// The whole OBU: header, optional extension, size field and payload.
     pub bytes: &'a [u8],

@@ -3,11 +3,17 @@
 /// One decoded box in normalized model-input coordinates (may extend past 0..1).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Candidate {
+    /// Class index in the model's label list.
     pub class_id: u16,
+    /// Confidence, 0 to 1.
     pub score: f32,
+    /// Top edge, normalized to the picture.
     pub ymin: f32,
+    /// Left edge, normalized.
     pub xmin: f32,
+    /// Bottom edge, normalized.
     pub ymax: f32,
+    /// Right edge, normalized.
     pub xmax: f32,
 }
 
@@ -25,10 +31,12 @@ impl Candidate {
         }
     }
 
+    /// Area of the box, normalized (0 for an inverted box).
     pub fn area(&self) -> f32 {
         (self.ymax - self.ymin).max(0.0) * (self.xmax - self.xmin).max(0.0)
     }
 
+    /// Intersection over union with `other`, 0 to 1.
     pub fn iou(&self, other: &Self) -> f32 {
         let h = (self.ymax.min(other.ymax) - self.ymin.max(other.ymin)).max(0.0);
         let w = (self.xmax.min(other.xmax) - self.xmin.max(other.xmin)).max(0.0);
@@ -42,6 +50,7 @@ impl Candidate {
     }
 }
 
+/// The logistic function, turning a logit into a score.
 pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }

@@ -10,13 +10,18 @@ use crate::frame::{VideoSize, Yuv420};
 /// Where the picture lies in the model input, as fractions of the input.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Placement {
+    /// Left edge, as a fraction of the width.
     pub x: f32,
+    /// Top edge, as a fraction of the height.
     pub y: f32,
+    /// Width, as a fraction of the picture's.
     pub w: f32,
+    /// Height, as a fraction of the picture's.
     pub h: f32,
 }
 
 impl Placement {
+    /// The whole picture.
     pub const FULL: Self = Self {
         x: 0.0,
         y: 0.0,

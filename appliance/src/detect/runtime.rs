@@ -21,26 +21,59 @@ pub trait Interpreter {
     fn run(&mut self, input: &[f32]) -> Result<Vec<Vec<f32>>, RuntimeError>;
 }
 
+/// Why the LiteRT runtime failed.
 #[derive(Debug, Error)]
 pub enum RuntimeError {
+    /// The library could not be loaded.
     #[error(
         "cannot load the LiteRT library {path}: {source} (run scripts/models/fetch-runtime, or set MADO_LITERT_LIB)"
     )]
-    Library { path: PathBuf, source: libloading::Error },
+    Library {
+        /// The library file.
+        path: PathBuf,
+        /// Why loading failed.
+        source: libloading::Error,
+    },
+    /// The library lacks a function of the C API.
     #[error("the LiteRT library {path} lacks {symbol}: not a LiteRT C API library")]
-    Symbol { path: PathBuf, symbol: &'static str },
+    Symbol {
+        /// The library file.
+        path: PathBuf,
+        /// The missing function.
+        symbol: &'static str,
+    },
+    /// A LiteRT call returned an error status.
     #[error("LiteRT {function} failed: {message} (status {status})")]
     Call {
+        /// The C function called.
         function: &'static str,
+        /// Its status code.
         status: c_int,
+        /// What the runtime reported.
         message: String,
     },
+    /// The model does not have exactly one input.
     #[error("the model has {inputs} inputs; the detector needs exactly one")]
-    Inputs { inputs: usize },
+    Inputs {
+        /// Input tensors the model has.
+        inputs: usize,
+    },
+    /// The input given does not fit the input tensor.
     #[error("input tensor holds {expected} floats, got {got}")]
-    InputSize { expected: usize, got: usize },
+    InputSize {
+        /// Floats the input tensor holds.
+        expected: usize,
+        /// Floats given.
+        got: usize,
+    },
+    /// A tensor is not float32.
     #[error("tensor {index} is not float32 (element type {element_type})")]
-    NotFloat { index: usize, element_type: i32 },
+    NotFloat {
+        /// Tensor index.
+        index: usize,
+        /// Its LiteRT element type code.
+        element_type: i32,
+    },
 }
 
 type Status = c_int;
@@ -230,7 +263,7 @@ impl LiteRt {
             status: -1,
             message: "path contains a NUL byte".into(),
         })?;
-        // SAFETY (this block): every call gets valid out-pointers and handles
+        // SAFETY: every call in this block gets valid out-pointers and handles
         // created above it; see the C declarations in `Api`.
         unsafe {
             api.check(
@@ -329,7 +362,8 @@ unsafe fn host_tensor(
     let mut tensor_type = TensorType([0; 256]);
     api.check(
         "LiteRtGetRankedTensorType",
-        (api.get_ranked_tensor_type)(tensor, &mut tensor_type),
+        // SAFETY: `tensor` is a live handle (the caller's promise) and `tensor_type` a writable out-value.
+        unsafe { (api.get_ranked_tensor_type)(tensor, &mut tensor_type) },
     )?;
     if tensor_type.element_type() != ELEMENT_FLOAT32 {
         return Err(RuntimeError::NotFloat {
@@ -340,7 +374,8 @@ unsafe fn host_tensor(
     let mut bytes = 0usize;
     api.check(
         "LiteRtGetTensorBufferRequirementsBufferSize",
-        (api.get_requirements_buffer_size)(requirements, &mut bytes),
+        // SAFETY: `requirements` is a live handle (the caller's promise) and `bytes` a writable out-value.
+        unsafe { (api.get_requirements_buffer_size)(requirements, &mut bytes) },
     )?;
     let floats = bytes / 4;
     let mut host = HostTensor {
@@ -351,13 +386,17 @@ unsafe fn host_tensor(
     let capacity = host.blocks.len() * ALIGNMENT;
     api.check(
         "LiteRtCreateTensorBufferFromHostMemory",
-        (api.create_tensor_buffer_from_host_memory)(
-            &tensor_type,
-            host.blocks.as_mut_ptr().cast(),
-            capacity,
-            std::ptr::null(),
-            &mut host.buffer,
-        ),
+        // SAFETY: the memory is `capacity` bytes owned by `host`, which the
+        // buffer handle never outlives (`LiteRt::drop` destroys it first).
+        unsafe {
+            (api.create_tensor_buffer_from_host_memory)(
+                &tensor_type,
+                host.blocks.as_mut_ptr().cast(),
+                capacity,
+                std::ptr::null(),
+                &mut host.buffer,
+            )
+        },
     )?;
     Ok(host)
 }

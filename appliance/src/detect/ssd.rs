@@ -8,9 +8,13 @@ use super::DetectError;
 /// An anchor box: centre and size, normalized to the model input.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Anchor {
+    /// Center, vertical, normalized.
     pub y: f32,
+    /// Center, horizontal, normalized.
     pub x: f32,
+    /// Height, normalized.
     pub h: f32,
+    /// Width, normalized.
     pub w: f32,
 }
 

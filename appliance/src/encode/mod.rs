@@ -45,6 +45,7 @@ fn default_tiles(size: VideoSize) -> usize {
     (size.pixels() / (320 * 240)).clamp(1, 8)
 }
 
+/// Encoder errors; the first three are flow control, not failures.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum EncodeError {
     /// Flow control: push more frames before a packet can come out.
@@ -56,12 +57,21 @@ pub enum EncodeError {
     /// Every frame has been encoded after a flush.
     #[error("end of stream")]
     Finished,
+    /// The frame is not the size the encoder was opened with.
     #[error("frame is {got}, the encoder was configured for {want}")]
-    WrongSize { got: VideoSize, want: VideoSize },
+    WrongSize {
+        /// The frame's size.
+        got: VideoSize,
+        /// The size the encoder was opened with.
+        want: VideoSize,
+    },
+    /// The settings are out of the backend's range.
     #[error("encoder settings rejected: {0}")]
     BadSettings(String),
+    /// The encoder library reported a failure.
     #[error("encoder failed: {0}")]
     Failed(String),
+    /// This backend cannot do what was asked.
     #[error("the {0} backend cannot do that")]
     Unsupported(Backend),
 }
@@ -69,13 +79,17 @@ pub enum EncodeError {
 /// What an encoder is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EncoderSettings {
+    /// Which library encodes.
     pub backend: Backend,
+    /// Picture size.
     pub size: VideoSize,
+    /// Frames per second.
     pub fps: u32,
     /// Speed, 10 fastest: rav1e's preset (0 to 10) or libaom's real-time `cpu-used` (5 to 10).
     pub speed: u8,
     /// At most this many frames between keyframes.
     pub keyframe_interval: u32,
+    /// Target bitrate.
     pub bitrate_kbps: u32,
     /// Lowest quantizer index (0 to 255) rate control may pick. Easy scenes
     /// otherwise get near-lossless quality, which costs CPU time and bits.
@@ -92,10 +106,13 @@ pub struct EncoderSettings {
 /// One encoded temporal unit (low-overhead OBUs) and the frame it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedFrame {
+    /// The frame this packet encodes.
     pub info: FrameInfo,
+    /// Decodable on its own.
     pub keyframe: bool,
     /// 0 for the base layer; frames of layer 1 can be left out for a viewer.
     pub temporal_layer: u8,
+    /// One temporal unit in low-overhead OBU format.
     pub data: Vec<u8>,
 }
 

@@ -7,6 +7,7 @@ use rav1e::prelude::*;
 use super::{Backend, EncodeError, EncodedFrame, EncoderSettings, VideoEncoder};
 use crate::frame::{Frame, FrameInfo, VideoSize};
 
+/// rav1e's AV1 encoder, in low-latency mode.
 pub struct Rav1eEncoder {
     ctx: Context<u8>,
     size: VideoSize,
@@ -15,6 +16,7 @@ pub struct Rav1eEncoder {
 }
 
 impl Rav1eEncoder {
+    /// Opens rav1e with `settings`.
     pub fn new(settings: &EncoderSettings) -> Result<Self, EncodeError> {
         let size = settings.size;
         if settings.temporal_layers != 1 {

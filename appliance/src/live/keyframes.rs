@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+/// Rate limit for forced keyframes: at most one per interval, later requests merged into one when it ends.
 #[derive(Debug, Clone)]
 pub struct KeyframeLimiter {
     min_interval: Duration,
@@ -11,6 +12,7 @@ pub struct KeyframeLimiter {
 }
 
 impl KeyframeLimiter {
+    /// A limiter allowing a keyframe at most every `min_interval`.
     pub fn new(min_interval: Duration) -> Self {
         Self {
             min_interval,
@@ -36,11 +38,14 @@ impl KeyframeLimiter {
         self.pending = false;
     }
 
+    /// When a deferred request falls due.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.pending.then(|| self.last.map(|l| l + self.min_interval)).flatten()
     }
 
     /// True when a deferred request is due now.
+    #[must_use]
     pub fn handle_timeout(&mut self, now: Instant) -> bool {
         if self.poll_timeout().is_some_and(|due| now >= due) {
             self.fired(now);

@@ -3,6 +3,7 @@
 use str0m::change::SdpOffer;
 use thiserror::Error;
 
+/// The only content type a WHEP offer may have.
 pub const SDP_CONTENT_TYPE: &str = "application/sdp";
 /// Largest SDP offer accepted; browsers send a few kilobytes.
 pub const MAX_OFFER_BYTES: usize = 64 * 1024;
@@ -10,23 +11,31 @@ pub const MAX_OFFER_BYTES: usize = 64 * 1024;
 /// Why a viewer could not be added; each maps to an HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum WhepError {
+    /// The offer is not `application/sdp` (415).
     #[error("the offer must be sent as {SDP_CONTENT_TYPE}")]
     UnsupportedMediaType,
+    /// The offer is over [`MAX_OFFER_BYTES`] (413).
     #[error("the offer is larger than {MAX_OFFER_BYTES} bytes")]
     TooLarge,
+    /// The offer is not valid SDP (400).
     #[error("the offer is not valid SDP: {0}")]
     MalformedSdp(String),
+    /// The offer has no video section that can receive AV1 (400).
     #[error("the offer has no video section that can receive AV1")]
     NoAv1Video,
+    /// The viewer limit is reached (503).
     #[error("the viewer limit of {0} is reached")]
     ViewerLimit(usize),
+    /// No such session (404).
     #[error("no such session")]
     NotFound,
+    /// str0m could not answer the offer (400).
     #[error("the offer could not be answered: {0}")]
     Negotiation(String),
 }
 
 impl WhepError {
+    /// The HTTP status code for this error.
     pub fn status(&self) -> u16 {
         match self {
             Self::UnsupportedMediaType => 415,

@@ -32,26 +32,37 @@ pub const MAX_OBU_LEN: usize = 1024;
 const OBU_HEADER: u8 = (5 << 3) | 0x02;
 const TRAILING_BITS: u8 = 0x80;
 
+/// Why metadata could not be framed or read.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum MetaError {
+    /// The OBU framing is broken.
     #[error(transparent)]
     Obu(#[from] ObuError),
+    /// The OBU is not a metadata OBU.
     #[error("not a metadata OBU")]
     NotMetadataObu,
+    /// Bytes follow the metadata OBU inside the given buffer.
     #[error("metadata OBU has {0} bytes after its payload")]
     ExtraBytes(usize),
+    /// A metadata OBU of another type.
     #[error("metadata_type {0} is not Mado's ({METADATA_TYPE})")]
     OtherMetadataType(u64),
+    /// Not Mado's registered payload.
     #[error("payload does not start with the Mado identifier")]
     NotMado,
+    /// A payload version this build does not read.
     #[error("metadata schema version {0} is not supported (this build reads {VERSION})")]
     UnsupportedVersion(u8),
+    /// The postcard body does not decode.
     #[error("metadata body is malformed: {0}")]
     Body(postcard::Error),
+    /// The payload lacks its trailing bits.
     #[error("metadata payload does not end in AV1 trailing bits")]
     MissingTrailingBits,
+    /// A box reaches outside the picture.
     #[error("detection box is not inside the frame")]
     BoxOutsideFrame,
+    /// The encoded metadata would exceed its bound.
     #[error("metadata does not fit in {MAX_OBU_LEN} bytes")]
     TooLarge,
 }
@@ -80,7 +91,9 @@ impl MetaError {
 pub struct Norm16(pub u16);
 
 impl Norm16 {
+    /// 0.
     pub const ZERO: Self = Self(0);
+    /// 1.
     pub const ONE: Self = Self(u16::MAX);
 
     /// Nearest representable fraction; values outside `[0, 1]` (and NaN) are clamped.
@@ -89,6 +102,7 @@ impl Norm16 {
         Self((clamped * f32::from(u16::MAX)).round() as u16)
     }
 
+    /// The value as a float, 0 to 1.
     pub fn get(self) -> f32 {
         f32::from(self.0) / f32::from(u16::MAX)
     }
@@ -105,6 +119,7 @@ pub struct BBox {
 }
 
 impl BBox {
+    /// A box, or an error when it reaches outside the picture.
     pub fn new(x: Norm16, y: Norm16, w: Norm16, h: Norm16) -> Result<Self, MetaError> {
         let fits = |pos: Norm16, len: Norm16| u32::from(pos.0) + u32::from(len.0) <= u32::from(u16::MAX);
         if fits(x, w) && fits(y, h) {
@@ -134,15 +149,19 @@ impl BBox {
         [x0, y0, x1 - x0, y1 - y0]
     }
 
+    /// Left edge.
     pub fn x(&self) -> Norm16 {
         self.x
     }
+    /// Top edge.
     pub fn y(&self) -> Norm16 {
         self.y
     }
+    /// Width.
     pub fn w(&self) -> Norm16 {
         self.w
     }
+    /// Height.
     pub fn h(&self) -> Norm16 {
         self.h
     }
@@ -168,7 +187,9 @@ pub struct Detection {
     pub class_id: u16,
     /// Human-readable class, so a viewer needs no label map.
     pub label: String<MAX_LABEL>,
+    /// Confidence.
     pub score: Norm16,
+    /// Where, normalized to the picture.
     #[serde(rename = "box")]
     pub bbox: BBox,
 }
@@ -182,6 +203,7 @@ pub struct Detections {
     pub inference_us: u32,
     /// Which model produced them.
     pub model: String<MAX_MODEL>,
+    /// The detections, best first.
     pub items: Vec<Detection, MAX_DETECTIONS>,
 }
 
@@ -192,13 +214,45 @@ pub struct FrameMeta {
     pub seq: u64,
     /// Wall-clock capture time, microseconds since the Unix epoch.
     pub capture_us: u64,
+    /// Picture width in pixels.
     pub width: u16,
+    /// Picture height in pixels.
     pub height: u16,
     /// `None` when no detector has run yet.
     pub detections: Option<Detections>,
 }
 
 /// A checked view of one metadata OBU, in the manner of smoltcp's packets.
+///
+/// [`MetadataObu::new_checked`] checks the framing once; the accessors then
+/// read without further checks. [`FrameMeta::parse`] decodes Mado's payload
+/// from the view and [`FrameMeta::to_obu`] writes one. It holds no state
+/// beyond the buffer and reads no clock: the capture time travels inside.
+///
+/// ```
+/// use mado::meta::{FrameMeta, MetaError, MetadataObu, METADATA_TYPE};
+///
+/// let meta = FrameMeta {
+///     seq: 42,
+///     capture_us: 1_700_000_000_000_000,
+///     width: 640,
+///     height: 480,
+///     detections: None,
+/// };
+/// let bytes = meta.to_obu()?;
+/// let obu = MetadataObu::new_checked(&bytes[..])?;
+/// assert_eq!(obu.metadata_type(), u64::from(METADATA_TYPE));
+/// assert!(obu.is_mado());
+/// assert_eq!(FrameMeta::parse(&obu)?, meta);
+///
+/// // A cut-off OBU is an error, never a panic.
+/// assert!(MetadataObu::new_checked(&bytes[..bytes.len() - 1]).is_err());
+/// // So is one with bytes after it.
+/// let mut longer = bytes.to_vec();
+/// longer.push(0);
+/// assert!(matches!(MetadataObu::new_checked(&longer[..]), Err(MetaError::ExtraBytes(1))));
+/// # Ok::<(), MetaError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct MetadataObu<T: AsRef<[u8]>> {
     buffer: T,
@@ -228,6 +282,7 @@ impl<T: AsRef<[u8]>> MetadataObu<T> {
         })
     }
 
+    /// The metadata type (`metadata_type` field, leb128).
     pub fn metadata_type(&self) -> u64 {
         self.metadata_type
     }

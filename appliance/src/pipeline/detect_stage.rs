@@ -20,6 +20,10 @@ pub enum DetectMode {
 
 /// What the encoder should do with a frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned once a frame and unpacked at once; a box would cost an allocation"
+)]
 pub enum Attach {
     /// Encode now with these detections (`None`: no result yet).
     Ready(Option<Detections>),
@@ -27,6 +31,7 @@ pub enum Attach {
     Wait,
 }
 
+/// Decides which frames the detector sees and which detections each frame carries; time is passed in.
 #[derive(Debug, Clone)]
 pub struct DetectSchedule {
     mode: DetectMode,
@@ -56,6 +61,7 @@ impl DetectSchedule {
 
     /// A frame arrived at `now`; true when it should go to the detector. A
     /// newer frame replaces one still queued, so the detector sees the newest.
+    #[must_use]
     pub fn offer(&mut self, now: Instant, seq: u64) -> bool {
         if self.last_offered.is_some_and(|last| now < last + self.min_interval) {
             return false;
@@ -86,6 +92,7 @@ impl DetectSchedule {
     }
 
     /// The detections frame `seq` should carry.
+    #[must_use]
     pub fn attach(&self, seq: u64) -> Attach {
         if self.mode == DetectMode::Exact && self.pending == Some(seq) {
             return Attach::Wait;

@@ -60,10 +60,12 @@ impl<T> QueueSender<T> {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// Frames waiting.
     pub fn len(&self) -> usize {
         self.tx.len()
     }
 
+    /// True when no frame is waiting.
     pub fn is_empty(&self) -> bool {
         self.tx.is_empty()
     }

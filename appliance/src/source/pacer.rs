@@ -12,6 +12,7 @@ pub struct Pacer {
 }
 
 impl Pacer {
+    /// A pacer for `fps` frames a second; the first frame is due at once.
     pub fn new(fps: u32) -> Self {
         Self {
             interval: Duration::from_secs(1) / fps.max(1),
@@ -21,11 +22,13 @@ impl Pacer {
     }
 
     /// When the next frame is due; `None` before the first frame, which is due at once.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.next_due
     }
 
     /// Returns true when a frame is due at `now` and schedules the following one.
+    #[must_use]
     pub fn handle_timeout(&mut self, now: Instant) -> bool {
         let due = *self.next_due.get_or_insert(now);
         if now < due {

@@ -15,7 +15,9 @@ use super::{FrameSource, SourceError};
 use crate::frame::{CaptureTime, Frame, FrameInfo, VideoSize, Yuv420};
 use crate::meta::{BBox, Detection, Detections, Norm16};
 
+/// The label of the calibration target the test pattern reports.
 pub const TARGET_LABEL: &str = "target";
+/// The model name the test pattern's detections carry.
 pub const TARGET_MODEL: &str = "testpattern";
 /// BT.601 limited-range red: R=255, G=0, B=0.
 pub const TARGET_YUV: [u8; 3] = [81, 90, 240];
@@ -23,8 +25,11 @@ pub const TARGET_YUV: [u8; 3] = [81, 90, 240];
 /// Where the target is in one frame, in pixels; all values even.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TargetRect {
+    /// Left edge in pixels.
     pub x: u32,
+    /// Top edge in pixels.
     pub y: u32,
+    /// Side in pixels.
     pub side: u32,
 }
 
@@ -39,10 +44,14 @@ pub struct SeqStrip {
 }
 
 impl SeqStrip {
+    /// Bits of the frame number shown.
     pub const BITS: u32 = 16;
+    /// Luma of a set bit.
     pub const WHITE: u8 = 235;
+    /// Luma of a clear bit.
     pub const BLACK: u8 = 16;
 
+    /// The strip for a picture of `size`.
     pub fn for_size(size: VideoSize) -> Self {
         let block = size.width() / (2 * Self::BITS);
         Self {
@@ -76,9 +85,9 @@ impl SeqStrip {
 pub fn target_rect(size: VideoSize, seq: u64) -> TargetRect {
     let (w, h) = (u64::from(size.width()), u64::from(size.height()));
     let top = u64::from(SeqStrip::for_size(size).height());
-    let side = (w.min(h) / 8 & !1).max(8);
+    let side = ((w.min(h) / 8) & !1).max(8);
     let (x_range, y_range) = (w - side, h - side - top);
-    let step = |range: u64, frames: u64| (range / frames & !1).max(2);
+    let step = |range: u64, frames: u64| ((range / frames) & !1).max(2);
     let x = bounce(seq * step(x_range, 16), x_range) & !1;
     let y = top + (bounce(seq * step(y_range, 40), y_range) & !1);
     TargetRect {
@@ -111,6 +120,7 @@ pub struct TestPattern {
 }
 
 impl TestPattern {
+    /// A pattern of `size`.
     pub fn new(size: VideoSize) -> Self {
         Self { size }
     }

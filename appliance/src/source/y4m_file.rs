@@ -9,6 +9,7 @@ use crate::frame::{CaptureTime, Frame, VideoSize, Yuv420};
 
 type Decoder = y4m::Decoder<BufReader<File>>;
 
+/// A Y4M file as a looping frame source.
 pub struct Y4mFile {
     path: PathBuf,
     size: VideoSize,
@@ -18,6 +19,7 @@ pub struct Y4mFile {
 }
 
 impl Y4mFile {
+    /// Opens `path` and reads its header.
     pub fn open(path: &Path) -> Result<Self, SourceError> {
         let decoder = open_decoder(path)?;
         let bad = |reason: String| SourceError::BadY4m {

@@ -1,6 +1,11 @@
 //! A running `mado run` and a str0m WHEP client talking to it over real
 //! UDP on loopback.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "integration tests drive the real binary and wait on real time"
+)]
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Stdio};

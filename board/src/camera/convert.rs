@@ -4,25 +4,39 @@
 
 use thiserror::Error;
 
+/// Why a captured buffer could not be converted.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ConvertError {
+    /// The buffer is smaller than the format and size need.
     #[error("{format} frame of {width}x{height} needs {need} bytes, the buffer holds {got}")]
     ShortBuffer {
+        /// The pixel format.
         format: PixelFormat,
+        /// Width in pixels.
         width: u32,
+        /// Height in pixels.
         height: u32,
+        /// Bytes needed.
         need: usize,
+        /// Bytes captured.
         got: usize,
     },
+    /// Width or height is odd.
     #[error("width and height must be even, got {0}x{1}")]
     OddSize(u32, u32),
+    /// The JPEG does not decode.
     #[error("MJPEG frame does not decode: {0}")]
     Jpeg(String),
+    /// The JPEG is not the size negotiated.
     #[error("MJPEG frame is {got_w}x{got_h}, the stream was negotiated at {want_w}x{want_h}")]
     JpegSize {
+        /// Decoded width.
         got_w: u32,
+        /// Decoded height.
         got_h: u32,
+        /// Negotiated width.
         want_w: u32,
+        /// Negotiated height.
         want_h: u32,
     },
 }
@@ -41,8 +55,10 @@ pub enum PixelFormat {
 }
 
 impl PixelFormat {
+    /// Every format, in order of preference.
     pub const ALL: [PixelFormat; 4] = [Self::Yu12, Self::Nv12, Self::Yuyv, Self::Mjpeg];
 
+    /// The V4L2 four-character code.
     pub fn fourcc(self) -> [u8; 4] {
         match self {
             Self::Yuyv => *b"YUYV",
@@ -52,6 +68,7 @@ impl PixelFormat {
         }
     }
 
+    /// The format with this four-character code, if supported.
     pub fn from_fourcc(fourcc: [u8; 4]) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.fourcc() == fourcc)
     }
@@ -75,11 +92,15 @@ impl std::fmt::Display for PixelFormat {
 /// One raw frame as the driver delivered it.
 #[derive(Debug, Clone, Copy)]
 pub struct RawFrame<'a> {
+    /// The pixel format.
     pub format: PixelFormat,
+    /// Width in pixels.
     pub width: u32,
+    /// Height in pixels.
     pub height: u32,
     /// Bytes per line of the first plane (V4L2 `bytesperline`); 0 means no padding.
     pub stride: u32,
+    /// The captured bytes.
     pub data: &'a [u8],
 }
 
@@ -148,7 +169,7 @@ fn yuyv_rows_to_i420(src: &[u8], stride: usize, w: usize, h: usize, y: &mut [u8]
             }
         }
         for col in 0..w / 2 {
-            let avg = |at: usize| ((u16::from(top[at]) + u16::from(bottom[at]) + 1) / 2) as u8;
+            let avg = |at: usize| (u16::from(top[at]) + u16::from(bottom[at])).div_ceil(2) as u8;
             u[row * w / 2 + col] = avg(col * 4 + 1);
             v[row * w / 2 + col] = avg(col * 4 + 3);
         }

@@ -20,24 +20,53 @@ const BUFFERS: u32 = 4;
 /// A stream that delivers nothing for this long is treated as lost.
 const FRAME_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Why a camera could not be opened or read.
 #[derive(Debug, Error)]
 pub enum CameraError {
+    /// No such device.
     #[error("{0}: no such device")]
     NotFound(PathBuf),
+    /// Another process holds the device.
     #[error("{0} is busy: another program is capturing from it")]
     Busy(PathBuf),
+    /// The device cannot capture video.
     #[error("{path} ({card}) is not a video capture device")]
-    NotCapture { path: PathBuf, card: String },
+    NotCapture {
+        /// The device.
+        path: PathBuf,
+        /// Its card name.
+        card: String,
+    },
+    /// The device offers no format the appliance converts.
     #[error("{path} offers no usable format (it offers {offered}; usable: YU12, NV12, YUYV, MJPG)")]
-    NoUsableFormat { path: PathBuf, offered: String },
+    NoUsableFormat {
+        /// The device.
+        path: PathBuf,
+        /// The formats it offers.
+        offered: String,
+    },
+    /// The device was unplugged.
     #[error("{0} went away (unplugged)")]
     Gone(PathBuf),
+    /// No frame arrived in time.
     #[error("{0} delivered no frame for {FRAME_TIMEOUT:?}")]
     Stalled(PathBuf),
+    /// Reading or controlling the device failed.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    Io {
+        /// The device.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// A captured frame could not be converted.
     #[error("{path}: {source}")]
-    Convert { path: PathBuf, source: ConvertError },
+    Convert {
+        /// The device.
+        path: PathBuf,
+        /// Why conversion failed.
+        source: ConvertError,
+    },
 }
 
 impl CameraError {
@@ -63,6 +92,7 @@ impl CameraError {
 /// One format a camera offers and its sizes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CameraFormat {
+    /// The V4L2 four-character code, as text.
     pub fourcc: String,
     /// `None` when the appliance cannot convert it.
     pub format: Option<PixelFormat>,
@@ -73,25 +103,35 @@ pub struct CameraFormat {
 /// A frame size and the frame rates the camera offers at it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CameraSize {
+    /// Width in pixels.
     pub width: u32,
+    /// Height in pixels.
     pub height: u32,
     /// Discrete rates in frames per second, fastest first; empty when the driver gives a range or none.
     pub fps: Vec<f64>,
 }
 
+/// A capture device and what it offers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CameraInfo {
+    /// Device node, such as `/dev/video0`.
     pub path: PathBuf,
+    /// The card's name.
     pub card: String,
+    /// The driver's name.
     pub driver: String,
+    /// Formats it offers.
     pub formats: Vec<CameraFormat>,
 }
 
 /// What to ask the camera for; it may give the nearest it has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CameraRequest {
+    /// Width wanted.
     pub width: u32,
+    /// Height wanted.
     pub height: u32,
+    /// Frame rate wanted.
     pub fps: u32,
     /// Use this format only; `None` takes the first usable one in the order YU12, NV12, YUYV, MJPG.
     pub format: Option<PixelFormat>,
@@ -265,10 +305,12 @@ impl Camera {
         })
     }
 
+    /// Frame width and height as negotiated.
     pub fn size(&self) -> (u32, u32) {
         (self.width, self.height)
     }
 
+    /// The pixel format as negotiated.
     pub fn format(&self) -> PixelFormat {
         self.format
     }
