@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rung {
+    /// The rung applies while the target bitrate is at least this.
     pub min_kbps: u32,
     /// Width and height are divided by this (1, 2 or 4).
     pub scale: u8,
@@ -17,13 +18,17 @@ pub struct Rung {
     pub fps: u32,
 }
 
-/// What one viewer's link can carry, as its sender sees it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// What one viewer's link can carry, as its sender sees it, and whether the
+/// viewer gets only the base layer for it. The hub reports these; the rate
+/// controller and the status page read them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct LinkReport {
     /// The congestion controller's estimate (transport-wide feedback).
     pub estimate_kbps: u32,
     /// Fraction of packets the viewer reports lost, 0 to 1.
     pub loss: f32,
+    /// The viewer gets only the base temporal layer (every other frame).
+    pub base_only: bool,
 }
 
 impl LinkReport {
@@ -49,11 +54,13 @@ const MIN_CHANGE: f64 = 0.05;
 /// What the encoder should do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Plan {
+    /// The encoder's target bitrate.
     pub bitrate_kbps: u32,
     /// Index into the ladder, 0 the top.
     pub rung: usize,
 }
 
+/// The bandwidth adaptation state machine: feed it link reports with [`RateController::handle_links`], read the plan back.
 #[derive(Debug, Clone)]
 pub struct RateController {
     ladder: Vec<Rung>,
@@ -83,10 +90,12 @@ impl RateController {
         }
     }
 
+    /// The plan in force now.
     pub fn plan(&self) -> Plan {
         self.plan
     }
 
+    /// The ladder rung of the current plan.
     pub fn rung(&self) -> Rung {
         self.ladder[self.plan.rung]
     }
@@ -179,6 +188,7 @@ mod tests {
         LinkReport {
             estimate_kbps: kbps,
             loss: 0.0,
+            base_only: false,
         }
     }
 
@@ -271,8 +281,8 @@ mod tests {
     fn loss_above_two_percent_lowers_what_a_link_can_take() {
         let clean = link(1000);
         let lossy = LinkReport {
-            estimate_kbps: 1000,
             loss: 0.10,
+            ..link(1000)
         };
         assert_eq!(clean.usable_kbps(), 800);
         assert_eq!(lossy.usable_kbps(), 720);

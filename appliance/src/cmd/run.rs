@@ -117,6 +117,7 @@ struct Driver<'a> {
     sent_bytes: u64,
 }
 
+#[allow(clippy::large_enum_variant, reason = "one value at a time, moved straight into its handler")]
 enum Wake {
     Datagram(Datagram),
     Frame(EncodedFrame),
@@ -212,7 +213,7 @@ impl Driver<'_> {
         let Some(controller) = &mut self.adapt else {
             return;
         };
-        if let Some(plan) = controller.handle_links(now, &self.hub.link_reports()) {
+        if let Some(plan) = controller.handle_links(now, &self.hub.links()) {
             let rung = controller.rung();
             tracing::info!(
                 kbps = plan.bitrate_kbps,

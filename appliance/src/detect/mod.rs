@@ -15,7 +15,6 @@ pub mod runtime;
 pub mod ssd;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -34,27 +33,37 @@ pub const LITERT_LIB_ENV: &str = "MADO_LITERT_LIB";
 /// Where `scripts/models/fetch-runtime` puts the library, relative to the workspace.
 pub const LITERT_LIB_DEFAULT: &str = "target/litert/libLiteRtRuntimeCApi.so";
 
+/// Why detection failed.
 #[derive(Debug, Error)]
 pub enum DetectError {
+    /// A model or manifest file could not be read.
     #[error("cannot read {0}: {1}")]
     Io(PathBuf, std::io::Error),
+    /// The manifest is invalid.
     #[error("bad model manifest: {0}")]
     Manifest(String),
+    /// The model file does not have the hash its manifest names.
     #[error("model file {path} is corrupt or not the one its manifest names: sha256 {actual}, expected {expected}")]
     Checksum {
+        /// The model file.
         path: PathBuf,
+        /// Hash from the manifest.
         expected: String,
+        /// Hash of the file.
         actual: String,
     },
+    /// The runtime library failed.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// The model's outputs do not have the shapes the decoder expects.
     #[error("model outputs do not match the manifest: {0}")]
     OutputShape(String),
 }
 
 /// Finds objects in a picture.
 pub trait Detector {
-    /// Detections in `image`, best first; `frame_seq` is left 0 for the caller.
+    /// Detections in `image`, best first; `frame_seq` and `inference_us` are
+    /// left 0 for the caller, which knows the frame and owns the clock.
     fn detect(&mut self, image: &Yuv420) -> Result<Detections, DetectError>;
 }
 
@@ -79,6 +88,7 @@ pub struct Model {
 }
 
 impl Model {
+    /// A model described by `manifest`, with its anchors generated.
     pub fn new(manifest: Manifest) -> Self {
         let decoder = match &manifest.decoder {
             DecoderSpec::Ssd(spec) => Decoder::Ssd {
@@ -93,10 +103,12 @@ impl Model {
         Self { manifest, decoder }
     }
 
+    /// The model's manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
     }
 
+    /// Anchors (candidate boxes) per inference.
     pub fn anchor_count(&self) -> usize {
         match &self.decoder {
             Decoder::Ssd { anchors, .. } => anchors.len(),
@@ -221,10 +233,12 @@ pub struct ModelDetector<I> {
 }
 
 impl<I: Interpreter> ModelDetector<I> {
+    /// Runs `model` on `interpreter`.
     pub fn new(model: Model, interpreter: I) -> Self {
         Self { model, interpreter }
     }
 
+    /// The model this detector runs.
     pub fn model(&self) -> &Model {
         &self.model
     }
@@ -242,9 +256,7 @@ impl ModelDetector<LiteRt> {
 impl<I: Interpreter> Detector for ModelDetector<I> {
     fn detect(&mut self, image: &Yuv420) -> Result<Detections, DetectError> {
         let input = self.model.preprocess(image);
-        let start = Instant::now();
         let outputs = self.interpreter.run(&input)?;
-        let inference_us = u32::try_from(start.elapsed().as_micros()).unwrap_or(u32::MAX);
         let placement = self.model.placement(image.size());
         let candidates: Vec<Candidate> = self
             .model
@@ -252,7 +264,8 @@ impl<I: Interpreter> Detector for ModelDetector<I> {
             .into_iter()
             .map(|c| placement.to_frame(c))
             .collect();
-        Ok(self.model.to_detections(&candidates, inference_us))
+        // Timing needs a clock: the caller (the pipeline's thread runner) fills `inference_us`.
+        Ok(self.model.to_detections(&candidates, 0))
     }
 }
 

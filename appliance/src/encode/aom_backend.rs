@@ -19,6 +19,7 @@ use crate::frame::{Frame, FrameInfo, VideoSize};
 /// Share of the bitrate given to the base temporal layer when there are two.
 pub const BASE_LAYER_SHARE_PCT: u32 = 60;
 
+/// libaom's AV1 encoder in real-time mode.
 pub struct AomEncoder {
     // Boxed: libaom keeps pointers to both for the life of the context.
     ctx: Box<aom::aom_codec_ctx_t>,
@@ -35,10 +36,13 @@ pub struct AomEncoder {
     flushed: bool,
 }
 
-// The context is only touched through `&mut self`.
+// SAFETY: libaom keeps no thread-local state for an encoder context; the
+// context and its config are owned by this value and only touched through
+// `&mut self`, so moving it to another thread is sound.
 unsafe impl Send for AomEncoder {}
 
 impl AomEncoder {
+    /// Opens libaom with `settings`.
     pub fn new(settings: &EncoderSettings) -> Result<Self, EncodeError> {
         let size = settings.size;
         if !(1..=2).contains(&settings.temporal_layers) {
@@ -54,8 +58,10 @@ impl AomEncoder {
         }
         // SAFETY: plain C structs, all-zero is a valid start; libaom fills them.
         let mut cfg: Box<aom::aom_codec_enc_cfg_t> = Box::new(unsafe { std::mem::zeroed() });
+        // SAFETY: takes no arguments and returns a pointer to libaom's static AV1 interface.
         let iface = unsafe { aom::aom_codec_av1_cx() };
         check(
+            // SAFETY: `iface` is libaom's AV1 interface and `cfg` a valid, exclusively borrowed config.
             unsafe { aom::aom_codec_enc_config_default(iface, &mut *cfg, aom::AOM_USAGE_REALTIME) },
             None,
         )?;
@@ -88,6 +94,8 @@ impl AomEncoder {
 
         // SAFETY: zeroed context, initialised by libaom below.
         let mut ctx: Box<aom::aom_codec_ctx_t> = Box::new(unsafe { std::mem::zeroed() });
+        // SAFETY: `ctx` and `cfg` are valid and outlive the context (both are
+        // boxed and owned by the encoder); the ABI version is the one aom-sys was built for.
         let init =
             unsafe { aom::aom_codec_enc_init_ver(&mut *ctx, iface, &*cfg, 0, aom::AOM_ENCODER_ABI_VERSION as c_int) };
         if init != aom::aom_codec_err_t::AOM_CODEC_OK {
@@ -143,6 +151,7 @@ impl AomEncoder {
             (AV1E_SET_ENABLE_PALETTE, 0),
         ];
         for &(id, value) in controls {
+            // SAFETY: `ctx` was initialised in `new`; each control in the list takes a plain int.
             let err = unsafe { aom::aom_codec_control(&mut *self.ctx, id as c_int, value) };
             check(err, Some(&mut self.ctx)).map_err(|e| EncodeError::BadSettings(format!("control {id}: {e}")))?;
         }
@@ -169,6 +178,8 @@ impl AomEncoder {
         params.framerate_factor[1] = 1;
         params.layer_target_bitrate[0] = (target * BASE_LAYER_SHARE_PCT / 100) as c_int;
         params.layer_target_bitrate[1] = target as c_int;
+        // SAFETY: `ctx` is initialised; AV1E_SET_SVC_PARAMS takes a pointer to
+        // `aom_svc_params_t`, which libaom copies before returning.
         let err = unsafe {
             aom::aom_codec_control(
                 &mut *self.ctx,
@@ -192,6 +203,8 @@ impl AomEncoder {
         let mut refs: aom::aom_svc_ref_frame_config_t = unsafe { std::mem::zeroed() };
         refs.reference[0] = 1; // LAST_FRAME, from slot 0
         refs.refresh[0] = c_int::from(layer == 0);
+        // SAFETY: `ctx` is initialised; the two controls take pointers to the
+        // structs given here, which libaom copies before returning.
         unsafe {
             check(
                 aom::aom_codec_control(&mut *self.ctx, AV1E_SET_SVC_LAYER_ID as c_int, &mut id as *mut _),
@@ -210,10 +223,13 @@ impl AomEncoder {
 
     fn encode(&mut self, image: Option<&aom::aom_image_t>, pts: i64, flags: i64) -> Result<(), EncodeError> {
         let image = image.map_or(ptr::null(), |i| i as *const _);
+        // SAFETY: `ctx` is initialised; `image` is null (flush) or a wrapped
+        // picture whose planes stay borrowed for this call, and libaom copies it.
         let err = unsafe { aom::aom_codec_encode(&mut *self.ctx, image, pts, 1, flags) };
         check(err, Some(&mut self.ctx))?;
         let mut iter: aom::aom_codec_iter_t = ptr::null();
         loop {
+            // SAFETY: `ctx` is initialised and `iter` started null, as the iteration requires.
             let packet = unsafe { aom::aom_codec_get_cx_data(&mut *self.ctx, &mut iter) };
             // SAFETY: libaom returns null or a packet valid until the next call.
             let Some(packet) = (unsafe { packet.as_ref() }) else {
@@ -224,7 +240,9 @@ impl AomEncoder {
             }
             // SAFETY: `frame` is the active member for frame packets.
             let frame = unsafe { &packet.data.frame };
-            let data = unsafe { std::slice::from_raw_parts(frame.buf as *const u8, frame.sz) }.to_vec();
+            // SAFETY: for a frame packet libaom points `buf` at `sz` bytes that
+            // stay valid until the next call into the context.
+            let data = unsafe { packet_bytes(frame.buf as *const u8, frame.sz) }.to_vec();
             // Frames the encoder skipped have no packet: forget them.
             while self.waiting.front().is_some_and(|(p, ..)| *p < frame.pts) {
                 self.waiting.pop_front();
@@ -242,19 +260,36 @@ impl AomEncoder {
     }
 }
 
+/// The bytes of a packet libaom returned. libaom may hand back a null buffer
+/// with size 0, which `slice::from_raw_parts` must never see.
+///
+/// # Safety
+/// Unless `len` is 0, `buf` must point at `len` readable bytes that stay
+/// valid and unchanged for the returned lifetime.
+unsafe fn packet_bytes<'a>(buf: *const u8, len: usize) -> &'a [u8] {
+    if buf.is_null() || len == 0 {
+        return &[];
+    }
+    // SAFETY: non-null, and the caller promises `buf` points at `len` readable bytes.
+    unsafe { std::slice::from_raw_parts(buf, len) }
+}
+
 /// Turns a libaom status into an error with libaom's own words.
 fn check(err: aom::aom_codec_err_t::Type, ctx: Option<&mut aom::aom_codec_ctx_t>) -> Result<(), EncodeError> {
     if err == aom::aom_codec_err_t::AOM_CODEC_OK {
         return Ok(());
     }
     let text = |p: *const std::os::raw::c_char| {
+        // SAFETY: libaom's error strings are null or NUL-terminated and static or owned by the context.
         (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
     };
     let mut message = format!("libaom error {err}");
     if let Some(ctx) = ctx {
+        // SAFETY: `ctx` is a live context; the call only reads its error state.
         if let Some(e) = text(unsafe { aom::aom_codec_error(ctx) }) {
             message = format!("libaom: {e}");
         }
+        // SAFETY: as above.
         if let Some(detail) = text(unsafe { aom::aom_codec_error_detail(ctx) }) {
             message.push_str(&format!(" ({detail})"));
         }
@@ -264,6 +299,8 @@ fn check(err: aom::aom_codec_err_t::Type, ctx: Option<&mut aom::aom_codec_ctx_t>
 
 impl Drop for AomEncoder {
     fn drop(&mut self) {
+        // SAFETY: `new` returns an encoder only once the context is initialised,
+        // and it is destroyed exactly once, here.
         unsafe { aom::aom_codec_destroy(&mut *self.ctx) };
     }
 }
@@ -311,6 +348,8 @@ impl VideoEncoder for AomEncoder {
         // SAFETY: plain C struct; `aom_img_wrap` fills it, the planes are
         // pointed at the frame's own buffer and only read during the call.
         let mut image: aom::aom_image_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `image` is a valid struct to fill; the buffer is the frame's
+        // own I420 data of exactly this size, and outlives the encode call below.
         let wrapped = unsafe {
             aom::aom_img_wrap(
                 &mut image,
@@ -357,6 +396,7 @@ impl VideoEncoder for AomEncoder {
         }
         self.cfg.rc_target_bitrate = kbps;
         check(
+            // SAFETY: `ctx` is initialised and `cfg` is the config it was opened with, changed in place.
             unsafe { aom::aom_codec_enc_config_set(&mut *self.ctx, &*self.cfg) },
             Some(&mut self.ctx),
         )?;
@@ -371,6 +411,16 @@ impl VideoEncoder for AomEncoder {
 mod tests {
     use super::*;
     use crate::encode::tests::{assert_keyframes_and_temporal_units, drain, frame, settings};
+
+    #[test]
+    fn an_empty_packet_with_a_null_buffer_reads_as_no_bytes() {
+        // SAFETY: a null buffer with length 0 is what the helper must accept.
+        let bytes = unsafe { packet_bytes(ptr::null(), 0) };
+        assert!(bytes.is_empty());
+        let data = [1u8, 2, 3];
+        // SAFETY: `data` holds 3 readable bytes for the whole test.
+        assert_eq!(unsafe { packet_bytes(data.as_ptr(), data.len()) }, [1, 2, 3]);
+    }
 
     fn aom(size: &str, layers: u8) -> AomEncoder {
         let mut s = settings(size, super::super::Backend::Aom);

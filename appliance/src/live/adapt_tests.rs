@@ -85,7 +85,7 @@ fn a_weak_viewer_gets_the_base_layer_and_does_not_drag_the_strong_one_down() {
             net.advance(FRAME_TIME / 6);
         }
         if net.now >= next_adapt {
-            control.handle_links(net.now, &net.hub.link_reports());
+            control.handle_links(net.now, &net.hub.links());
             net.hub.set_stream_kbps(control.plan().bitrate_kbps);
             next_adapt = net.now + Duration::from_millis(500);
         }

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::viewer::rtp_timestamp;
 use crate::encode::EncodedFrame;
 
 /// Frames waiting for their last packet to go out; older ones are forgotten.
@@ -18,14 +17,18 @@ const WINDOW: usize = 300;
 /// Median and 95th percentile, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Quantiles {
+    /// Median, milliseconds.
     pub median_ms: f64,
+    /// 95th percentile, milliseconds.
     pub p95_ms: f64,
 }
 
 /// Capture to the hub (queueing and encoding) and capture to the socket.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct LatencyBudget {
+    /// From capture to the frame reaching the hub.
     pub capture_to_hub: Option<Quantiles>,
+    /// From capture to the frame's last packet leaving the socket.
     pub capture_to_socket: Option<Quantiles>,
 }
 
@@ -51,6 +54,7 @@ impl Window {
     }
 }
 
+/// Collects each frame's capture-to-egress latency from the packets sent.
 #[derive(Debug, Default)]
 pub struct EgressLatency {
     pending: VecDeque<(u32, Instant)>,
@@ -66,7 +70,7 @@ impl EgressLatency {
         if self.pending.len() == PENDING {
             self.pending.pop_front();
         }
-        self.pending.push_back((rtp_timestamp(frame), capture));
+        self.pending.push_back((frame.info.capture.rtp_timestamp(), capture));
     }
 
     /// A datagram left the socket at `now`: the first marker packet of a
@@ -82,6 +86,7 @@ impl EgressLatency {
         }
     }
 
+    /// Median and 95th percentile of the frames seen so far.
     pub fn budget(&self) -> LatencyBudget {
         LatencyBudget {
             capture_to_hub: self.to_hub.quantiles(),
@@ -134,7 +139,7 @@ mod tests {
         let t0 = Instant::now();
         let mut egress = EgressLatency::default();
         let f = frame(t0, 3);
-        let ts = rtp_timestamp(&f);
+        let ts = f.info.capture.rtp_timestamp();
         egress.on_frame(t0 + Duration::from_millis(120), &f); // captured at 99 ms
         egress.on_transmit(t0 + Duration::from_millis(125), &rtp(ts, false, 45));
         egress.on_transmit(
@@ -159,7 +164,7 @@ mod tests {
             let f = frame(t0, seq);
             let sent = f.info.capture.mono + Duration::from_millis(10 + seq % 20);
             egress.on_frame(f.info.capture.mono, &f);
-            egress.on_transmit(sent, &rtp(rtp_timestamp(&f), true, 45));
+            egress.on_transmit(sent, &rtp(f.info.capture.rtp_timestamp(), true, 45));
         }
         let q = egress.budget().capture_to_socket.unwrap();
         assert!((19.0..=20.0).contains(&q.median_ms), "{q:?}");

@@ -11,14 +11,17 @@ use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::Input;
 
 use super::keyframes::KeyframeLimiter;
-use super::viewer::{Viewer, ViewerEvent};
+use super::viewer::{Viewer, ViewerConfig, ViewerOutput};
 use super::whep::WhepError;
+use crate::adapt::LinkReport;
 use crate::encode::EncodedFrame;
 
+/// What the hub needs to know about its surroundings.
 #[derive(Debug, Clone)]
 pub struct HubConfig {
     /// Host candidates offered to viewers: the device's addresses with the media port.
     pub candidates: Vec<SocketAddr>,
+    /// Viewers served at once; more get [`WhepError::ViewerLimit`].
     pub max_viewers: usize,
     /// Forced keyframes are at least this far apart.
     pub keyframe_min_interval: Duration,
@@ -47,28 +50,81 @@ impl FromStr for ViewerId {
     }
 }
 
-/// One connected viewer's link, for the rate controller and the status page.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct ViewerLink {
-    pub estimate_kbps: u32,
-    pub loss: f32,
-    /// Gets only the base temporal layer (every other frame).
-    pub base_only: bool,
-}
-
 /// What the hub asks of its shell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HubOutput {
     /// Send a datagram.
     Transmit {
+        /// The local address to send from.
         source: SocketAddr,
+        /// The viewer's address.
         destination: SocketAddr,
+        /// The datagram.
         contents: Vec<u8>,
     },
     /// Make the next encoded frame a keyframe.
     ForceKeyframe,
 }
 
+/// The viewers of one encoded stream: a sans-IO state machine in the manner
+/// of str0m's `Rtc` and quinn-proto's `Connection`.
+///
+/// # Driving it
+///
+/// The hub owns no socket, thread or clock. Its shell loops:
+///
+/// 1. feed whatever happened with a `handle_*` call, passing the current
+///    instant: [`Hub::add_viewer`] / [`Hub::remove_viewer`] (WHEP),
+///    [`Hub::handle_receive`] (a datagram), [`Hub::handle_frame`] (an encoded
+///    frame), or [`Hub::handle_timeout`] (the deadline passed);
+/// 2. call [`Hub::poll_output`] until it returns `None`, sending each
+///    [`HubOutput::Transmit`] and forwarding [`HubOutput::ForceKeyframe`] to
+///    the encoder;
+/// 3. wait until [`Hub::poll_timeout`] (or the next input) and start again.
+///
+/// Time only moves forward: every instant passed in must be at or after the
+/// one before. Given the same inputs at the same instants the hub does the
+/// same thing, which is how its tests run many viewers on a simulated clock.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use mado::live::{Hub, HubConfig, HubOutput};
+/// use str0m::media::{Direction, MediaKind};
+///
+/// let mut now = Instant::now(); // a simulated clock starts anywhere
+/// let config = HubConfig {
+///     candidates: vec!["127.0.0.1:8189".parse()?],
+///     max_viewers: 4,
+///     keyframe_min_interval: Duration::from_millis(300),
+///     pacing_kbps: 3000,
+/// };
+/// let mut hub = Hub::new(config, 7);
+///
+/// // A browser's offer, made here by a str0m peer.
+/// let mut browser = str0m::Rtc::builder().enable_av1(true).build(now);
+/// let mut change = browser.sdp_api();
+/// change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+/// let (offer, _pending) = change.apply().expect("an offer");
+/// let (id, _answer) = hub.add_viewer(now, offer)?;
+///
+/// for _ in 0..5 {
+///     while let Some(output) = hub.poll_output() {
+///         match output {
+///             HubOutput::Transmit { destination, contents, .. } => {
+///                 let _ = (destination, contents); // the shell sends it
+///             }
+///             HubOutput::ForceKeyframe => {} // the shell tells the encoder
+///         }
+///     }
+///     let Some(deadline) = hub.poll_timeout() else { break };
+///     now = now.max(deadline); // time only moves forward
+///     hub.handle_timeout(now);
+/// }
+/// assert_eq!((hub.viewer_count(), hub.connected_count()), (1, 0), "no ICE yet");
+/// hub.remove_viewer(id)?;
+/// assert_eq!(hub.viewer_count(), 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Hub {
     config: HubConfig,
     viewers: BTreeMap<ViewerId, Viewer>,
@@ -95,7 +151,11 @@ impl Hub {
         if self.viewers.len() >= self.config.max_viewers {
             return Err(WhepError::ViewerLimit(self.config.max_viewers));
         }
-        let (viewer, answer) = Viewer::answer(now, offer, &self.config)?;
+        let config = ViewerConfig {
+            candidates: &self.config.candidates,
+            pacing_kbps: self.config.pacing_kbps,
+        };
+        let (viewer, answer) = Viewer::answer(now, offer, &config)?;
         let id = loop {
             let id = ViewerId(self.ids.u64(..));
             if !self.viewers.contains_key(&id) {
@@ -115,41 +175,28 @@ impl Hub {
         Ok(())
     }
 
+    /// Viewers with a session, connected or not.
     pub fn viewer_count(&self) -> usize {
         self.viewers.len()
     }
 
+    /// The most viewers served at once.
     pub fn max_viewers(&self) -> usize {
         self.config.max_viewers
     }
 
+    /// Viewers whose ICE and DTLS are up.
     pub fn connected_count(&self) -> usize {
         self.viewers.values().filter(|v| v.is_connected()).count()
     }
 
     /// The links of connected viewers that have a bandwidth estimate.
-    pub fn links(&self) -> Vec<ViewerLink> {
+    #[must_use]
+    pub fn links(&self) -> Vec<LinkReport> {
         self.viewers
             .values()
             .filter(|v| v.is_connected())
-            .filter_map(|v| {
-                v.link().map(|l| ViewerLink {
-                    estimate_kbps: l.estimate_kbps,
-                    loss: l.loss,
-                    base_only: v.base_only(),
-                })
-            })
-            .collect()
-    }
-
-    /// The same links as the rate controller takes them.
-    pub fn link_reports(&self) -> Vec<crate::adapt::LinkReport> {
-        self.links()
-            .iter()
-            .map(|l| crate::adapt::LinkReport {
-                estimate_kbps: l.estimate_kbps,
-                loss: l.loss,
-            })
+            .filter_map(Viewer::link)
             .collect()
     }
 
@@ -169,11 +216,11 @@ impl Hub {
         let Some((&id, _)) = self.viewers.iter().find(|(_, v)| v.accepts(&input)) else {
             return;
         };
-        let mut events = Vec::new();
+        let mut outputs = Vec::new();
         if let Some(viewer) = self.viewers.get_mut(&id) {
-            viewer.handle_input(input, &mut self.out, &mut events);
+            viewer.handle_input(input, &mut outputs);
         }
-        self.apply(now, id, events);
+        self.apply(now, id, outputs);
     }
 
     /// An encoded frame to send to every viewer that can use it.
@@ -183,14 +230,14 @@ impl Hub {
         }
         // One shared copy of the frame for every viewer.
         let data: Arc<[u8]> = frame.data.as_slice().into();
-        let mut all_events = Vec::new();
+        let mut all_outputs = Vec::new();
         for (&id, viewer) in &mut self.viewers {
-            let mut events = Vec::new();
-            viewer.write_frame(frame, &data, &mut self.out, &mut events);
-            all_events.push((id, events));
+            let mut outputs = Vec::new();
+            viewer.write_frame(frame, &data, &mut outputs);
+            all_outputs.push((id, outputs));
         }
-        for (id, events) in all_events {
-            self.apply(now, id, events);
+        for (id, outputs) in all_outputs {
+            self.apply(now, id, outputs);
         }
     }
 
@@ -206,15 +253,16 @@ impl Hub {
             .map(|(&id, _)| id)
             .collect();
         for id in due {
-            let mut events = Vec::new();
+            let mut outputs = Vec::new();
             if let Some(viewer) = self.viewers.get_mut(&id) {
-                viewer.handle_input(Input::Timeout(now), &mut self.out, &mut events);
+                viewer.handle_input(Input::Timeout(now), &mut outputs);
             }
-            self.apply(now, id, events);
+            self.apply(now, id, outputs);
         }
     }
 
     /// When [`Hub::handle_timeout`] wants to be called next.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.viewers
             .values()
@@ -223,23 +271,39 @@ impl Hub {
             .min()
     }
 
+    /// The next thing the shell should do, or `None` when there is nothing
+    /// left; call it until `None` after every `handle_*` call.
+    #[must_use]
     pub fn poll_output(&mut self) -> Option<HubOutput> {
         self.out.pop_front()
     }
 
-    fn apply(&mut self, now: Instant, id: ViewerId, events: Vec<ViewerEvent>) {
-        for event in events {
-            match event {
-                ViewerEvent::Connected | ViewerEvent::KeyframeWanted => {
+    /// Carries out what viewer `id` asked for: datagrams go out in order;
+    /// keyframe wishes pass the rate limit; a viewer that has gone is removed.
+    fn apply(&mut self, now: Instant, id: ViewerId, outputs: Vec<ViewerOutput>) {
+        let mut gone = false;
+        for output in outputs {
+            match output {
+                ViewerOutput::Transmit {
+                    source,
+                    destination,
+                    contents,
+                } => self.out.push_back(HubOutput::Transmit {
+                    source,
+                    destination,
+                    contents,
+                }),
+                ViewerOutput::Connected | ViewerOutput::KeyframeWanted if !gone => {
                     if self.keyframes.request(now) {
                         self.out.push_back(HubOutput::ForceKeyframe);
                     }
                 }
-                ViewerEvent::Gone => {
-                    if self.viewers.remove(&id).is_some() {
+                ViewerOutput::Connected | ViewerOutput::KeyframeWanted => {}
+                ViewerOutput::Gone => {
+                    if !gone && self.viewers.remove(&id).is_some() {
                         tracing::info!(viewer = %id, viewers = self.viewers.len(), "viewer gone");
                     }
-                    return;
+                    gone = true;
                 }
             }
         }

@@ -10,7 +10,7 @@ mod viewer;
 mod whep;
 
 pub use egress::{EgressLatency, LatencyBudget, Quantiles};
-pub use hub::{Hub, HubConfig, HubOutput, ViewerId, ViewerLink};
+pub use hub::{Hub, HubConfig, HubOutput, ViewerId};
 pub use keyframes::KeyframeLimiter;
 pub use whep::{check_content_type, check_offer, WhepError, MAX_OFFER_BYTES, SDP_CONTENT_TYPE};
 

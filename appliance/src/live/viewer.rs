@@ -1,6 +1,5 @@
 //! One WebRTC viewer: a str0m `Rtc` in ICE-lite mode sending AV1.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,16 +10,33 @@ use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, MediaTime, Mid, Pt};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
-use super::hub::{HubConfig, HubOutput};
 use super::whep::WhepError;
 use crate::adapt::{base_layer_only, LinkReport};
 use crate::encode::EncodedFrame;
 
-/// What a viewer tells the hub, beyond datagrams to send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum ViewerEvent {
+/// What a viewer needs to know about its surroundings.
+#[derive(Debug, Clone)]
+pub(super) struct ViewerConfig<'a> {
+    /// Host candidates offered to the viewer.
+    pub(super) candidates: &'a [SocketAddr],
+    /// Rate at which packets are paced out.
+    pub(super) pacing_kbps: u32,
+}
+
+/// What a viewer asks of the hub, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum ViewerOutput {
+    /// Send a datagram.
+    Transmit {
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: Vec<u8>,
+    },
+    /// ICE and DTLS are up: the viewer needs a keyframe to start.
     Connected,
+    /// The viewer asked for a keyframe (PLI or FIR).
     KeyframeWanted,
+    /// The viewer has gone.
     Gone,
 }
 
@@ -32,10 +48,9 @@ pub(super) struct Viewer {
     /// Delta frames are useless until the viewer has a keyframe.
     needs_keyframe: bool,
     next_timeout: Instant,
-    /// The latest bandwidth estimate and reported loss, once there is one.
+    /// The latest bandwidth estimate and reported loss, once there is one,
+    /// and whether the link is too narrow for more than the base layer.
     link: Option<LinkReport>,
-    /// The link is too narrow for the whole stream: send the base layer only.
-    base_only: bool,
 }
 
 /// A new viewer's congestion controller starts from this estimate (or the
@@ -45,14 +60,13 @@ pub(super) struct Viewer {
 /// controller would then creep back up from far below the link's rate.
 const START_ESTIMATE_KBPS: u32 = 1000;
 
-/// The RTP timestamp `frame` is sent with: its wall-clock capture time at 90 kHz.
-pub(super) fn rtp_timestamp(frame: &EncodedFrame) -> u32 {
-    (frame.info.capture.wall_us * 9 / 100) as u32
-}
-
 impl Viewer {
     /// Answers `offer`; the viewer is ready for datagrams once this returns.
-    pub(super) fn answer(now: Instant, offer: SdpOffer, config: &HubConfig) -> Result<(Self, SdpAnswer), WhepError> {
+    pub(super) fn answer(
+        now: Instant,
+        offer: SdpOffer,
+        config: &ViewerConfig<'_>,
+    ) -> Result<(Self, SdpAnswer), WhepError> {
         let pacing = Bitrate::kbps(u64::from(config.pacing_kbps));
         let start = Bitrate::kbps(u64::from(config.pacing_kbps.min(START_ESTIMATE_KBPS)));
         let mut rtc = Rtc::builder()
@@ -62,7 +76,7 @@ impl Viewer {
             .enable_bwe(Some(start))
             .set_stats_interval(Some(std::time::Duration::from_secs(1)))
             .build(now);
-        for addr in &config.candidates {
+        for addr in config.candidates {
             let candidate = Candidate::host(*addr, "udp").map_err(|e| WhepError::Negotiation(e.to_string()))?;
             rtc.add_local_candidate(candidate);
         }
@@ -104,7 +118,6 @@ impl Viewer {
             needs_keyframe: true,
             next_timeout,
             link: None,
-            base_only: false,
         };
         Ok((viewer, answer))
     }
@@ -126,42 +139,32 @@ impl Viewer {
     }
 
     pub(super) fn base_only(&self) -> bool {
-        self.base_only
+        self.link.is_some_and(|l| l.base_only)
     }
 
     /// The stream is now sent at `stream_kbps`: decide whether this viewer
     /// can take all of it or only the base layer.
     pub(super) fn set_stream_kbps(&mut self, stream_kbps: u32) {
-        if let Some(link) = &self.link {
-            self.base_only = base_layer_only(self.base_only, link, stream_kbps);
+        if let Some(link) = &mut self.link {
+            link.base_only = base_layer_only(link.base_only, link, stream_kbps);
         }
     }
 
     /// Feeds one input and collects what the viewer wants to do.
-    pub(super) fn handle_input(
-        &mut self,
-        input: Input<'_>,
-        out: &mut VecDeque<HubOutput>,
-        events: &mut Vec<ViewerEvent>,
-    ) {
+    pub(super) fn handle_input(&mut self, input: Input<'_>, out: &mut Vec<ViewerOutput>) {
         if let Err(e) = self.rtc.handle_input(input) {
             tracing::debug!("viewer input rejected: {e}");
         }
-        self.drain(out, events);
+        self.drain(out);
     }
 
     /// Sends `frame` if the viewer can use it; returns whether it was sent.
-    pub(super) fn write_frame(
-        &mut self,
-        frame: &EncodedFrame,
-        data: &Arc<[u8]>,
-        out: &mut VecDeque<HubOutput>,
-        events: &mut Vec<ViewerEvent>,
-    ) -> bool {
-        if !self.connected || (self.needs_keyframe && !frame.keyframe) || (self.base_only && frame.temporal_layer > 0) {
+    pub(super) fn write_frame(&mut self, frame: &EncodedFrame, data: &Arc<[u8]>, out: &mut Vec<ViewerOutput>) -> bool {
+        if !self.connected || (self.needs_keyframe && !frame.keyframe) || (self.base_only() && frame.temporal_layer > 0)
+        {
             return false;
         }
-        let rtp_time = MediaTime::from_90khz(u64::from(rtp_timestamp(frame)));
+        let rtp_time = MediaTime::from_90khz(u64::from(frame.info.capture.rtp_timestamp()));
         let Some(writer) = self.rtc.writer(self.mid) else {
             return false;
         };
@@ -170,18 +173,18 @@ impl Viewer {
             return false;
         }
         self.needs_keyframe = false;
-        self.drain(out, events);
+        self.drain(out);
         true
     }
 
-    fn drain(&mut self, out: &mut VecDeque<HubOutput>, events: &mut Vec<ViewerEvent>) {
+    fn drain(&mut self, out: &mut Vec<ViewerOutput>) {
         loop {
             match self.rtc.poll_output() {
                 Ok(Output::Timeout(t)) => {
                     self.next_timeout = t;
                     break;
                 }
-                Ok(Output::Transmit(t)) => out.push_back(HubOutput::Transmit {
+                Ok(Output::Transmit(t)) => out.push(ViewerOutput::Transmit {
                     source: t.source,
                     destination: t.destination,
                     contents: t.contents.to_vec(),
@@ -189,31 +192,35 @@ impl Viewer {
                 Ok(Output::Event(event)) => match event {
                     Event::Connected => {
                         self.connected = true;
-                        events.push(ViewerEvent::Connected);
+                        out.push(ViewerOutput::Connected);
                     }
-                    Event::KeyframeRequest(_) => events.push(ViewerEvent::KeyframeWanted),
+                    Event::KeyframeRequest(_) => out.push(ViewerOutput::KeyframeWanted),
                     Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc { estimate, .. }) => {
                         let estimate_kbps = u32::try_from(estimate.as_u64() / 1000).unwrap_or(u32::MAX);
-                        let loss = self.link.map_or(0.0, |l| l.loss);
-                        self.link = Some(LinkReport { estimate_kbps, loss });
+                        let (loss, base_only) = self.link.map_or((0.0, false), |l| (l.loss, l.base_only));
+                        self.link = Some(LinkReport {
+                            estimate_kbps,
+                            loss,
+                            base_only,
+                        });
                     }
                     Event::MediaEgressStats(stats) => {
                         if let (Some(link), Some(loss)) = (&mut self.link, stats.loss) {
                             link.loss = loss;
                         }
                     }
-                    Event::IceConnectionStateChange(IceConnectionState::Disconnected) => events.push(ViewerEvent::Gone),
+                    Event::IceConnectionStateChange(IceConnectionState::Disconnected) => out.push(ViewerOutput::Gone),
                     _ => {}
                 },
                 Err(e) => {
                     tracing::debug!("viewer failed: {e}");
-                    events.push(ViewerEvent::Gone);
+                    out.push(ViewerOutput::Gone);
                     break;
                 }
             }
         }
         if !self.rtc.is_alive() {
-            events.push(ViewerEvent::Gone);
+            out.push(ViewerOutput::Gone);
         }
     }
 

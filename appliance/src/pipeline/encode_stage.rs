@@ -5,13 +5,81 @@
 
 use std::sync::Arc;
 
-use super::PipelineError;
+use thiserror::Error;
+
 use crate::adapt::Rung;
 use crate::av1::obu::insert_before_picture;
 use crate::encode::{open_encoder, EncodeError, EncodedFrame, EncoderSettings, VideoEncoder};
 use crate::frame::Frame;
+use crate::meta::MetaError;
 use crate::scale::{scaled_size, Downscaler};
 
+/// Why the encode stage failed.
+#[derive(Debug, Error)]
+pub enum EncodeStageError {
+    /// The encoder failed (flow control never shows up here).
+    #[error("encoder failed: {0}")]
+    Encode(#[from] EncodeError),
+    /// A frame's metadata could not be framed into its temporal unit.
+    #[error("metadata framing failed: {0}")]
+    Meta(#[from] MetaError),
+}
+
+/// The encode stage: frames in, packets with their metadata OBU out.
+///
+/// # Driving it
+///
+/// A plain state machine with no clock, threads or I/O; a frame's time
+/// travels inside it (its [`crate::frame::CaptureTime`]), so its outputs
+/// depend only on the calls made:
+///
+/// 1. between frames, the shell may call [`EncodeStage::set_target`] (the rate
+///    controller's plan) and [`EncodeStage::request_keyframe`];
+/// 2. [`EncodeStage::push`] each frame, in capture order; every packet that
+///    became ready is appended to `out`, in order, with its metadata OBU;
+/// 3. at the end, `push(None, ..)` flushes the frames still inside the encoder.
+///
+/// Packets leave in frame order and carry the [`crate::frame::FrameInfo`] of
+/// the frame they encode, so nothing here needs to see the time.
+///
+/// ```
+/// use mado::encode::{Backend, EncoderSettings};
+/// use mado::frame::CaptureTime;
+/// use mado::meta::FrameMeta;
+/// use mado::pipeline::EncodeStage;
+/// use mado::source::{FrameSource, TestPattern};
+///
+/// let size = "64x48".parse().unwrap();
+/// let settings = EncoderSettings {
+///     backend: Backend::Rav1e,
+///     size,
+///     fps: 30,
+///     speed: 10,
+///     keyframe_interval: 30,
+///     bitrate_kbps: 200,
+///     min_quantizer: 64,
+///     threads: 1,
+///     tiles: 1,
+///     temporal_layers: 1,
+/// };
+/// let mut stage = EncodeStage::adaptive(settings)?;
+/// let mut source = TestPattern::new(size);
+/// // A simulated clock: one frame every 33 ms from an arbitrary start.
+/// let start = CaptureTime { mono: std::time::Instant::now(), wall_us: 1_700_000_000_000_000 };
+/// let mut out = Vec::new();
+/// for seq in 0..3u64 {
+///     let capture = CaptureTime { wall_us: start.wall_us + seq * 33_333, ..start };
+///     stage.push(Some(&source.next_frame(seq, capture)?), &mut out)?;
+/// }
+/// stage.push(None, &mut out)?; // flush
+/// let seqs: Vec<u64> = out
+///     .iter()
+///     .map(|p| FrameMeta::find_in_temporal_unit(&p.data).unwrap().unwrap().seq)
+///     .collect();
+/// assert_eq!(seqs, [0, 1, 2]);
+/// assert!(out[0].keyframe);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct EncodeStage {
     encoder: Box<dyn VideoEncoder>,
     /// The full-size settings new rungs start from; `None` for a fixed encoder.
@@ -53,6 +121,7 @@ impl EncodeStage {
         Ok(stage)
     }
 
+    /// The next frame pushed becomes a keyframe.
     pub fn request_keyframe(&mut self) {
         self.encoder.request_keyframe();
     }
@@ -65,7 +134,7 @@ impl EncodeStage {
         bitrate_kbps: u32,
         rung: Rung,
         out: &mut Vec<EncodedFrame>,
-    ) -> Result<(), PipelineError> {
+    ) -> Result<(), EncodeStageError> {
         let Some(settings) = &self.settings else {
             return Ok(());
         };
@@ -95,7 +164,7 @@ impl EncodeStage {
     /// became ready, each carrying its frame's metadata OBU, to `out`. On a
     /// rung with fewer frames or a smaller picture, a frame may be left out
     /// or shrunk first.
-    pub fn push(&mut self, frame: Option<&Frame>, out: &mut Vec<EncodedFrame>) -> Result<(), PipelineError> {
+    pub fn push(&mut self, frame: Option<&Frame>, out: &mut Vec<EncodedFrame>) -> Result<(), EncodeStageError> {
         let scaled;
         let frame = match (frame, &self.settings) {
             (Some(frame), Some(settings)) => {
@@ -134,7 +203,7 @@ impl EncodeStage {
         fps >= source || (n + 1) * fps / source > n * fps / source
     }
 
-    fn drain(&mut self, out: &mut Vec<EncodedFrame>) -> Result<(), PipelineError> {
+    fn drain(&mut self, out: &mut Vec<EncodedFrame>) -> Result<(), EncodeStageError> {
         loop {
             match self.encoder.receive_packet() {
                 Ok(packet) => out.push(attach_metadata(packet)?),
@@ -146,9 +215,9 @@ impl EncodeStage {
 }
 
 /// Places the frame's metadata OBU before the picture in its temporal unit.
-pub fn attach_metadata(mut packet: EncodedFrame) -> Result<EncodedFrame, PipelineError> {
+pub fn attach_metadata(mut packet: EncodedFrame) -> Result<EncodedFrame, MetaError> {
     let obu = packet.info.to_meta().to_obu()?;
-    packet.data = insert_before_picture(&packet.data, &obu).map_err(crate::meta::MetaError::from)?;
+    packet.data = insert_before_picture(&packet.data, &obu)?;
     Ok(packet)
 }
 

@@ -15,25 +15,27 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
 
 use crate::adapt::Rung;
-use crate::encode::{EncodeError, EncodedFrame};
+use crate::encode::EncodedFrame;
 use crate::frame::CaptureTime;
-use crate::meta::MetaError;
 use crate::source::{FrameSource, Pacer, SourceError};
 
 pub use detect_stage::{Attach, DetectMode, DetectSchedule};
-pub use encode_stage::{attach_metadata, EncodeStage};
+pub use encode_stage::{attach_metadata, EncodeStage, EncodeStageError};
 pub use queue::{bounded, Closed, Overflow, QueueSender, Receiver};
 
+/// Why the pipeline stopped.
 #[derive(Debug, Error)]
 pub enum PipelineError {
+    /// The source failed for good.
     #[error("source failed: {0}")]
     Source(#[from] SourceError),
-    #[error("encoder failed: {0}")]
-    Encode(#[from] EncodeError),
-    #[error("metadata framing failed: {0}")]
-    Meta(#[from] MetaError),
+    /// The encode stage failed.
+    #[error(transparent)]
+    Encode(#[from] EncodeStageError),
+    /// A pipeline thread panicked.
     #[error("the {0} thread panicked")]
     Panicked(&'static str),
+    /// The detector could not be opened.
     #[error("detector: {0}")]
     Detect(#[from] crate::detect::DetectError),
 }
@@ -43,13 +45,18 @@ pub enum PipelineError {
 pub enum Pace {
     /// Live: one frame per interval of the given rate; a slow encoder loses
     /// the oldest queued frames, never delays the source.
-    RealTime { fps: u32 },
+    RealTime {
+        /// Frames a second.
+        fps: u32,
+    },
     /// Offline: as fast as the encoder takes them, losing nothing.
     AsFastAsPossible,
 }
 
+/// How a pipeline runs.
 #[derive(Debug, Clone)]
 pub struct PipelineOptions {
+    /// How frames are timed.
     pub pace: Pace,
     /// Frames queued between the source and the encoder.
     pub queue_frames: usize,
@@ -63,7 +70,9 @@ pub type OpenDetector =
 
 /// On-device detection for frames the source does not label itself.
 pub struct DetectionOptions {
+    /// Opens the detector.
     pub open: OpenDetector,
+    /// Which detections a frame carries.
     pub mode: DetectMode,
     /// Most detections a second.
     pub max_rate: f64,
@@ -82,9 +91,13 @@ const EXACT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Counters shared by the pipeline threads.
 #[derive(Debug, Default)]
 pub struct PipelineStats {
+    /// Frames taken from the source.
     pub captured: AtomicU64,
+    /// Frames dropped because the encoder was behind.
     pub dropped: AtomicU64,
+    /// Frames out of the encoder.
     pub encoded: AtomicU64,
+    /// Bytes out of the encoder.
     pub encoded_bytes: AtomicU64,
     /// Capture to packet out, for the last frame, in microseconds.
     pub last_latency_us: AtomicU64,
@@ -92,23 +105,33 @@ pub struct PipelineStats {
     pub source_lost: AtomicBool,
     /// The last inference time, microseconds; 0 before the first.
     pub last_inference_us: AtomicU64,
+    /// Detector runs completed.
     pub detections_run: AtomicU64,
 }
 
 /// A snapshot of [`PipelineStats`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct StatsSnapshot {
+    /// Frames taken from the source.
     pub captured: u64,
+    /// Frames dropped because the encoder was behind.
     pub dropped: u64,
+    /// Frames out of the encoder.
     pub encoded: u64,
+    /// Bytes out of the encoder.
     pub encoded_bytes: u64,
+    /// Capture to encoder out for the last frame, microseconds.
     pub last_latency_us: u64,
+    /// The source is lost and being retried.
     pub source_lost: bool,
+    /// The last inference time, microseconds; 0 before the first.
     pub last_inference_us: u64,
+    /// Detector runs completed.
     pub detections_run: u64,
 }
 
 impl PipelineStats {
+    /// The counters now.
     pub fn snapshot(&self) -> StatsSnapshot {
         let get = |v: &AtomicU64| v.load(Ordering::Relaxed);
         StatsSnapshot {
@@ -134,7 +157,11 @@ pub struct Pipeline {
     threads: Vec<(&'static str, JoinHandle<Result<(), PipelineError>>)>,
 }
 
-/// Wall-clock microseconds since the Unix epoch.
+/// Wall-clock microseconds since the Unix epoch; 0 for a clock set before it.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the thread runner is the shell: it reads the clock"
+)]
 pub fn wall_clock_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -219,6 +246,7 @@ impl Pipeline {
         &self.output
     }
 
+    /// The counters now.
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
     }
@@ -254,6 +282,10 @@ impl Pipeline {
     }
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the thread runner is the shell: it starts the threads"
+)]
 fn spawn<F>(name: &str, body: F) -> JoinHandle<Result<(), PipelineError>>
 where
     F: FnOnce() -> Result<(), PipelineError> + Send + 'static,
@@ -264,6 +296,32 @@ where
         .expect("spawning a pipeline thread")
 }
 
+/// The current time on both clocks.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the thread runner is the shell: it reads the clock"
+)]
+fn capture_now() -> CaptureTime {
+    CaptureTime {
+        mono: Instant::now(),
+        wall_us: wall_clock_us(),
+    }
+}
+
+/// When a device captured a frame it stamped `driver_timestamp` (see
+/// [`FrameSource::driver_timestamp`]), on both of our clocks. A timestamp in
+/// the future counts as now; one more than 10 s old as 10 s.
+fn device_capture_time(driver_timestamp: std::time::Duration) -> CaptureTime {
+    let age = board::camera::monotonic_now()
+        .saturating_sub(driver_timestamp)
+        .min(std::time::Duration::from_secs(10));
+    capture_now().earlier_by(age)
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the thread runner is the shell: it sleeps between frames"
+)]
 fn run_source(
     mut source: Box<dyn FrameSource>,
     frames: QueueSender<crate::frame::Frame>,
@@ -279,7 +337,8 @@ fn run_source(
     let mut backoff = Backoff::default();
     let mut seq = 0;
     while !stop.load(Ordering::Relaxed) && options.frame_limit.is_none_or(|limit| seq < limit) {
-        let now = Instant::now();
+        let capture = capture_now();
+        let now = capture.mono;
         if let Some(pacer) = &mut pacer {
             if !pacer.handle_timeout(now) {
                 if let Some(due) = pacer.poll_timeout() {
@@ -288,13 +347,7 @@ fn run_source(
                 continue;
             }
         }
-        let frame = match source.next_frame(
-            seq,
-            CaptureTime {
-                mono: now,
-                wall_us: wall_clock_us(),
-            },
-        ) {
+        let mut frame = match source.next_frame(seq, capture) {
             Ok(frame) => frame,
             Err(e) if e.is_transient() => {
                 // A camera that went away: keep everything else running and retry.
@@ -308,6 +361,9 @@ fn run_source(
         };
         if stats.source_lost.swap(false, Ordering::Relaxed) {
             tracing::info!("source back: {}", source.describe());
+        }
+        if let Some(driver_timestamp) = source.driver_timestamp() {
+            frame.info.capture = device_capture_time(driver_timestamp);
         }
         backoff = Backoff::default();
         seq += 1;
@@ -331,6 +387,10 @@ fn run_source(
 }
 
 /// The detections frame `seq` carries, waiting for them in exact mode.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the thread runner is the shell: it reads the clock"
+)]
 fn detections_for(schedule: &SharedSchedule, seq: u64) -> Option<crate::meta::Detections> {
     let (lock, ready) = &**schedule;
     let mut state = lock.lock().ok()?;
@@ -351,6 +411,10 @@ fn detections_for(schedule: &SharedSchedule, seq: u64) -> Option<crate::meta::De
     }
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the thread runner is the shell: it times the detector"
+)]
 fn run_detector(
     detection: DetectionOptions,
     frames: Receiver<crate::frame::Frame>,
@@ -371,16 +435,19 @@ fn run_detector(
     let (lock, ready) = &**schedule;
     while let Ok(frame) = frames.recv_blocking() {
         let seq = frame.info.seq;
+        let started = Instant::now();
         let result = detector.detect(&frame.image);
+        let run_us = u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX);
         let Ok(mut state) = lock.lock() else { break };
         match result {
             Ok(mut detections) => {
                 detections.frame_seq = seq;
-                if !detection.classes.is_empty() {
-                    detections
-                        .items
-                        .retain(|d| detection.classes.iter().any(|c| c.as_str() == d.label.as_str()));
-                }
+                detections.inference_us = run_us;
+                detections.items.retain(|d| {
+                    d.score >= detection.min_score
+                        && (detection.classes.is_empty()
+                            || detection.classes.iter().any(|c| c.as_str() == d.label.as_str()))
+                });
                 stats
                     .last_inference_us
                     .store(u64::from(detections.inference_us), Ordering::Relaxed);
@@ -417,6 +484,10 @@ struct EncoderControl {
     target: Arc<Mutex<Option<(u32, Rung)>>>,
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the thread runner is the shell: it reads the clock"
+)]
 fn run_encoder(
     mut stage: EncodeStage,
     frames: Receiver<crate::frame::Frame>,

@@ -3,7 +3,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use super::*;
-use crate::encode::{Backend, EncoderSettings, Rav1eEncoder, VideoEncoder};
+use crate::encode::{Backend, EncodeError, EncoderSettings, Rav1eEncoder, VideoEncoder};
 use crate::frame::{Frame, VideoSize};
 use crate::meta::FrameMeta;
 use crate::source::TestPattern;
@@ -214,7 +214,41 @@ impl FrameSource for Numbered {
     }
 }
 
+/// A detector that reports two boxes on every frame, scoring 0.2 and 0.9.
+struct TwoScoresDetector;
+
+impl crate::detect::Detector for TwoScoresDetector {
+    fn detect(&mut self, _: &crate::frame::Yuv420) -> Result<crate::meta::Detections, crate::detect::DetectError> {
+        let item = |score: f32| crate::meta::Detection {
+            class_id: 1,
+            label: "thing".try_into().unwrap(),
+            score: crate::meta::Norm16::from_f32(score),
+            bbox: crate::meta::BBox::new(
+                crate::meta::Norm16::ZERO,
+                crate::meta::Norm16::ZERO,
+                crate::meta::Norm16::from_f32(0.5),
+                crate::meta::Norm16::from_f32(0.5),
+            )
+            .unwrap(),
+        };
+        Ok(crate::meta::Detections {
+            items: heapless::Vec::from_slice(&[item(0.9), item(0.2)]).unwrap(),
+            ..Default::default()
+        })
+    }
+}
+
 fn run_with_detector(mode: DetectMode, frames: u64) -> Vec<crate::meta::FrameMeta> {
+    let open: OpenDetector = Box::new(|| Ok(Box::new(EchoDetector) as Box<dyn crate::detect::Detector>));
+    run_detection(open, mode, frames, crate::meta::Norm16::ZERO)
+}
+
+fn run_detection(
+    open: OpenDetector,
+    mode: DetectMode,
+    frames: u64,
+    min_score: crate::meta::Norm16,
+) -> Vec<crate::meta::FrameMeta> {
     let (open_gate, gate) = mpsc::channel();
     for _ in 0..frames {
         open_gate.send(()).unwrap();
@@ -229,11 +263,11 @@ fn run_with_detector(mode: DetectMode, frames: u64) -> Vec<crate::meta::FrameMet
         frame_limit: Some(frames),
     };
     let detection = DetectionOptions {
-        open: Box::new(|| Ok(Box::new(EchoDetector) as Box<dyn crate::detect::Detector>)),
+        open,
         mode,
         max_rate: 1e6,
         classes: Vec::new(),
-        min_score: crate::meta::Norm16::ZERO,
+        min_score,
     };
     let pipeline = Pipeline::start(
         Box::new(Numbered),
@@ -275,8 +309,27 @@ fn latest_mode_never_holds_a_frame_back() {
         metas.iter().map(|m| m.seq).collect::<Vec<_>>(),
         (0..40).collect::<Vec<_>>()
     );
-    assert!(metas
-        .iter()
-        .filter_map(|m| m.detections.as_ref())
-        .all(|d| d.frame_seq <= 40));
+    for m in &metas {
+        if let Some(d) = &m.detections {
+            assert!(
+                d.frame_seq <= m.seq,
+                "frame {} carries detections from frame {}",
+                m.seq,
+                d.frame_seq
+            );
+        }
+    }
+}
+
+#[test]
+fn detections_below_the_score_threshold_are_dropped() {
+    let open: OpenDetector = Box::new(|| Ok(Box::new(TwoScoresDetector) as Box<dyn crate::detect::Detector>));
+    let metas = run_detection(open, DetectMode::Exact, 10, crate::meta::Norm16::from_f32(0.5));
+    let carried: Vec<&crate::meta::Detections> = metas.iter().filter_map(|m| m.detections.as_ref()).collect();
+    assert!(!carried.is_empty());
+    for d in carried {
+        let scores: Vec<f32> = d.items.iter().map(|i| i.score.get()).collect();
+        assert_eq!(scores.len(), 1, "only the box over the threshold stays: {scores:?}");
+        assert!(scores[0] > 0.85, "{scores:?}");
+    }
 }

@@ -2,17 +2,21 @@
 //! frames with the driver's capture time, and reopens the device by itself
 //! after it disappears. A camera that comes back at another size is scaled to
 //! the size the stream started with, so the encoder and viewers carry on.
+//!
+//! It reads no clock: it reports the driver's timestamp of each frame
+//! ([`FrameSource::driver_timestamp`]) and the pipeline's thread runner turns
+//! that into the frame's capture time.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use board::camera::{list_cameras, monotonic_now, Camera, CameraRequest, PixelFormat};
+use board::camera::{list_cameras, Camera, CameraRequest, PixelFormat};
 
 use super::{FrameSource, SourceError};
 use crate::frame::{CaptureTime, Frame, VideoSize, Yuv420};
-use crate::pipeline::wall_clock_us;
 use crate::scale::Downscaler;
 
+/// The V4L2 camera as a frame source.
 pub struct CameraSource {
     /// `None`: the first capture device present.
     path: Option<PathBuf>,
@@ -26,6 +30,8 @@ pub struct CameraSource {
     scaler: Downscaler,
     /// Whether frames have flowed: the size is then fixed for the encoder.
     streamed: bool,
+    /// The driver's timestamp of the frame last returned.
+    driver_timestamp: Option<Duration>,
 }
 
 impl CameraSource {
@@ -51,6 +57,7 @@ impl CameraSource {
             camera_size: size,
             scaler: Downscaler::default(),
             streamed: false,
+            driver_timestamp: None,
         };
         source.connect()?;
         Ok(source)
@@ -92,7 +99,10 @@ impl FrameSource for CameraSource {
         true
     }
 
-    fn next_frame(&mut self, seq: u64, _due: CaptureTime) -> Result<Frame, SourceError> {
+    /// Blocks for the camera's next frame. `capture` is when the call was
+    /// made; the frame's real capture time comes from
+    /// [`CameraSource::driver_timestamp`], which the caller applies.
+    fn next_frame(&mut self, seq: u64, capture: CaptureTime) -> Result<Frame, SourceError> {
         if self.camera.is_none() {
             self.connect()?;
             tracing::info!("camera is back");
@@ -107,21 +117,17 @@ impl FrameSource for CameraSource {
                 return Err(e.into());
             }
         };
-        // Map the driver's monotonic timestamp onto both of our clocks.
-        let age = monotonic_now()
-            .saturating_sub(captured.monotonic)
-            .min(Duration::from_secs(10));
-        let now = Instant::now();
-        let capture = CaptureTime {
-            mono: now.checked_sub(age).unwrap_or(now),
-            wall_us: wall_clock_us() - age.as_micros() as u64,
-        };
+        self.driver_timestamp = Some(captured.monotonic);
         self.streamed = true;
         let mut image = Yuv420::from_bytes(self.camera_size, pixels)?;
         if self.camera_size != self.size {
             image = self.scaler.scale(&image, self.size);
         }
         Ok(Frame::new(seq, capture, image))
+    }
+
+    fn driver_timestamp(&self) -> Option<Duration> {
+        self.driver_timestamp
     }
 
     fn describe(&self) -> String {

@@ -20,20 +20,41 @@ pub use pacer::Pacer;
 pub use testpattern::{target_rect, SeqStrip, TargetRect, TestPattern, TARGET_LABEL, TARGET_MODEL};
 pub use y4m_file::Y4mFile;
 
+/// Why a source cannot deliver frames.
 #[derive(Debug, Error)]
 pub enum SourceError {
+    /// The spec is not one of the known forms.
     #[error("unknown source {0:?}: expected auto, testpattern, camera, camera:/dev/videoN or file:PATH.y4m")]
     UnknownSpec(String),
+    /// A file could not be opened.
     #[error("cannot open {path}: {source}")]
-    Open { path: PathBuf, source: std::io::Error },
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A file is not a Y4M file the source can read.
     #[error("{path} is not a usable Y4M file: {reason}")]
-    BadY4m { path: PathBuf, reason: String },
+    BadY4m {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A Y4M file holds no frames.
     #[error("{path} holds no frames")]
-    EmptyFile { path: PathBuf },
+    EmptyFile {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A frame the source made is invalid.
     #[error(transparent)]
     Frame(#[from] FrameError),
+    /// No V4L2 capture device is present.
     #[error("no camera found")]
     NoCamera,
+    /// The camera failed.
     #[error("camera: {0}")]
     Camera(#[from] board::camera::CameraError),
 }
@@ -55,9 +76,11 @@ impl SourceError {
 pub enum SourceSpec {
     /// The camera when there is one, else the test pattern.
     Auto,
+    /// The built-in test pattern.
     TestPattern,
     /// A V4L2 camera: the given device, or the first one present.
     Camera(Option<PathBuf>),
+    /// A Y4M file, looped.
     File(PathBuf),
 }
 
@@ -112,9 +135,16 @@ pub trait FrameSource: Send {
     /// A short description for logs.
     fn describe(&self) -> String;
     /// True when the source delivers frames at its own pace (a camera):
-    /// `next_frame` then blocks until one arrives and stamps it itself.
+    /// `next_frame` then blocks until one arrives.
     fn paced_by_device(&self) -> bool {
         false
+    }
+    /// When the device captured the frame `next_frame` last returned, on the
+    /// kernel's monotonic clock (`CLOCK_MONOTONIC`, as V4L2 drivers stamp
+    /// buffers); `None` for sources without a device clock. The caller, which
+    /// owns the clocks, maps it onto the frame's [`CaptureTime`].
+    fn driver_timestamp(&self) -> Option<std::time::Duration> {
+        None
     }
     /// True when the source reports its own detections (the test pattern's
     /// calibration target), so no detector needs to run on it.
@@ -126,7 +156,9 @@ pub trait FrameSource: Send {
 /// What a source is asked for; sources that cannot choose ignore it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceRequest {
+    /// The picture size wanted.
     pub size: VideoSize,
+    /// Frames per second wanted.
     pub fps: u32,
     /// For cameras: this pixel format only.
     pub camera_format: Option<board::camera::PixelFormat>,
