@@ -1,6 +1,7 @@
 //! The HTTP side of live view: dashboard assets, the WHEP endpoint and the
 //! status API, served with hyper on smol.
 
+use super::status::Status;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,8 +32,8 @@ pub enum Command {
 /// Shared with the HTTP handlers.
 pub struct HttpState {
     pub commands: async_channel::Sender<Command>,
-    /// The latest status, as JSON fields; `server_time_us` is added per request.
-    pub status: Mutex<serde_json::Map<String, serde_json::Value>>,
+    /// The latest status; `server_time_us` is set per request.
+    pub status: Mutex<Status>,
 }
 
 const WHEP_PATH: &str = "/whep";
@@ -142,12 +143,13 @@ fn error(e: &WhepError) -> Reply {
 }
 
 fn status(state: &HttpState) -> Reply {
-    let mut fields = state.status.lock().map(|s| s.clone()).unwrap_or_default();
-    fields.insert("server_time_us".into(), mado::pipeline::wall_clock_us().into());
+    let mut status = state.status.lock().map(|s| s.clone()).unwrap_or_default();
+    status.server_time_us = mado::pipeline::wall_clock_us();
+    let body = serde_json::to_string(&status).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     Response::builder()
         .header(CONTENT_TYPE, "application/json")
         .header("cache-control", "no-store")
-        .body(Full::new(Bytes::from(serde_json::Value::Object(fields).to_string())))
+        .body(Full::new(Bytes::from(body)))
         .expect("valid response")
 }
 

@@ -6,6 +6,7 @@ pub mod inspect;
 mod media_socket;
 pub mod record;
 pub mod run;
+mod status;
 
 use anyhow::Context as _;
 use mado::config::Config;

@@ -15,10 +15,10 @@ use mado::encode::BASE_LAYER_SHARE_PCT;
 use mado::frame::VideoSize;
 use mado::live::{EgressLatency, Hub, HubConfig, HubOutput};
 use mado::pipeline::{Pace, Pipeline, StatsSnapshot};
-use serde_json::json;
 
 use super::http::{self, Command, HttpState};
 use super::media_socket::{media_addresses, Datagram, MediaSockets};
+use super::status::{CameraState, EncoderStatus, Status};
 
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 /// How often the viewers' link estimates are turned into an encoder target.
@@ -117,7 +117,10 @@ struct Driver<'a> {
     sent_bytes: u64,
 }
 
-#[allow(clippy::large_enum_variant, reason = "one value at a time, moved straight into its handler")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value at a time, moved straight into its handler"
+)]
 enum Wake {
     Datagram(Datagram),
     Frame(EncodedFrame),
@@ -229,8 +232,8 @@ impl Driver<'_> {
     /// Viewer counts change with every session; publish them at once.
     fn publish_viewers(&self) {
         if let Ok(mut shared) = self.state.status.lock() {
-            shared.insert("viewers".into(), self.hub.viewer_count().into());
-            shared.insert("viewers_connected".into(), self.hub.connected_count().into());
+            shared.viewers = self.hub.viewer_count();
+            shared.viewers_connected = self.hub.connected_count();
         }
     }
 
@@ -250,52 +253,52 @@ impl Driver<'_> {
             None => (None, None),
         };
         let encoded_size = rung.map_or(size, |r| mado::scale::scaled_size(size, r.scale));
-        let status = json!({
-            "uptime_s": self.started.elapsed().as_secs(),
-            "source": self.source,
-            "width": size.width(),
-            "height": size.height(),
-            "fps": (fps * 10.0).round() / 10.0,
-            "bitrate_kbps": kbps.round(),
-            "sent_kbps": sent_kbps.round(),
-            "viewers": self.hub.viewer_count(),
-            "viewers_connected": self.hub.connected_count(),
-            "max_viewers": self.hub.max_viewers(),
-            "frames_captured": stats.captured,
-            "frames_encoded": stats.encoded,
-            "frames_dropped": stats.dropped,
-            "encode_latency_ms": stats.last_latency_us as f64 / 1000.0,
-            "latency": self.egress.budget(),
-            "encoder": {
-                "backend": self.backend,
-                "target_kbps": target_kbps,
-                "width": encoded_size.width(),
-                "height": encoded_size.height(),
-                "fps": rung.map(|r| r.fps.min(self.fps)),
+        let status = Status {
+            uptime_s: self.started.elapsed().as_secs(),
+            source: self.source.to_owned(),
+            width: size.width(),
+            height: size.height(),
+            fps: (fps * 10.0).round() / 10.0,
+            bitrate_kbps: kbps.round(),
+            sent_kbps: sent_kbps.round(),
+            viewers: self.hub.viewer_count(),
+            viewers_connected: self.hub.connected_count(),
+            max_viewers: self.hub.max_viewers(),
+            frames_captured: stats.captured,
+            frames_encoded: stats.encoded,
+            frames_dropped: stats.dropped,
+            encode_latency_ms: stats.last_latency_us as f64 / 1000.0,
+            latency: self.egress.budget(),
+            encoder: EncoderStatus {
+                backend: self.backend.clone(),
+                target_kbps,
+                width: encoded_size.width(),
+                height: encoded_size.height(),
+                fps: rung.map(|r| r.fps.min(self.fps)),
             },
-            "links": self.hub.links(),
-            "inference_ms": (stats.last_inference_us > 0).then(|| stats.last_inference_us as f64 / 1000.0),
-            "detections_run": stats.detections_run,
-            "camera": match (self.source.starts_with("camera"), stats.source_lost) {
-                (false, _) => "none",
-                (true, false) => "ok",
-                (true, true) => "lost",
+            links: self.hub.links(),
+            inference_ms: (stats.last_inference_us > 0).then(|| stats.last_inference_us as f64 / 1000.0),
+            detections_run: stats.detections_run,
+            camera: match (self.source.starts_with("camera"), stats.source_lost) {
+                (false, _) => CameraState::None,
+                (true, false) => CameraState::Ok,
+                (true, true) => CameraState::Lost,
             },
-        });
-        if let (Ok(mut shared), serde_json::Value::Object(fields)) = (self.state.status.lock(), status) {
-            *shared = fields;
+            server_time_us: 0, // set when a request reads it
+        };
+        if let Ok(mut shared) = self.state.status.lock() {
+            *shared = status;
         }
     }
 }
 
 fn log_status(state: &HttpState) {
     if let Ok(status) = state.status.lock() {
-        let get = |key: &str| status.get(key).cloned().unwrap_or_default();
         tracing::info!(
-            fps = %get("fps"),
-            kbps = %get("bitrate_kbps"),
-            viewers = %get("viewers"),
-            dropped = %get("frames_dropped"),
+            fps = status.fps,
+            kbps = status.bitrate_kbps,
+            viewers = status.viewers,
+            dropped = status.frames_dropped,
             "streaming"
         );
     }
