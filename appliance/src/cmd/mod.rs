@@ -1,4 +1,6 @@
-//! The binary's commands.
+//! The binary's commands: the shell of ARCHITECTURE.md. Sockets, HTTP,
+//! files, the clock and threads live here and in the pipeline's thread
+//! runner; everything they drive takes time as an argument.
 
 pub mod cameras;
 mod http;

@@ -5,7 +5,8 @@
 //! [`Model::preprocess`] turns an I420 picture into the input tensor, an
 //! [`Interpreter`] runs it, and [`Model::postprocess`] decodes the raw outputs
 //! (anchors, box coding, non-maximum suppression) into detections.
-//! [`ModelDetector`] joins the three behind the [`Detector`] trait.
+//! [`ModelDetector`] joins the three behind the [`Detector`] trait. No clock:
+//! the pipeline's thread runner, which calls the detector, times each run.
 
 pub mod blazeface;
 pub mod candidate;

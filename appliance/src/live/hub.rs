@@ -1,4 +1,5 @@
-//! Fan-out of one encoded stream to many WebRTC viewers, without I/O.
+//! Fan-out of one encoded stream to many WebRTC viewers, without I/O: the
+//! [`Hub`] state machine, which owns the viewers and the keyframe limiter.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;

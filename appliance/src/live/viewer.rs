@@ -1,4 +1,6 @@
-//! One WebRTC viewer: a str0m `Rtc` in ICE-lite mode sending AV1.
+//! One WebRTC viewer: a str0m `Rtc` in ICE-lite mode sending AV1. It knows
+//! nothing of the hub: it takes its own `ViewerConfig` and hands back
+//! `ViewerOutput`s for the hub to act on.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

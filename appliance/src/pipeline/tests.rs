@@ -238,11 +238,6 @@ impl crate::detect::Detector for TwoScoresDetector {
     }
 }
 
-fn run_with_detector(mode: DetectMode, frames: u64) -> Vec<crate::meta::FrameMeta> {
-    let open: OpenDetector = Box::new(|| Ok(Box::new(EchoDetector) as Box<dyn crate::detect::Detector>));
-    run_detection(open, mode, frames, crate::meta::Norm16::ZERO)
-}
-
 fn run_detection(
     open: OpenDetector,
     mode: DetectMode,
@@ -284,43 +279,201 @@ fn run_detection(
     metas
 }
 
-#[test]
-fn exact_mode_gives_frames_sent_to_the_detector_their_own_detections() {
-    let metas = run_with_detector(DetectMode::Exact, 40);
-    assert_eq!(metas.len(), 40);
-    let own = metas
-        .iter()
-        .filter(|m| m.detections.as_ref().is_some_and(|d| d.frame_seq == m.seq))
-        .count();
-    assert!(own > 0, "some frames went to the detector");
-    for m in &metas {
-        if let Some(d) = &m.detections {
-            // The detector saw the frame it says it saw: the echoed byte is that frame's number.
-            assert_eq!(u64::from(d.items[0].class_id), d.frame_seq % 256);
-            assert!(d.frame_seq <= m.seq, "detections never come from the future");
+/// An encoder that turns each frame into a minimal temporal unit at once.
+#[derive(Default)]
+struct InstantEncoder {
+    pending: VecDeque<EncodedFrame>,
+}
+
+impl VideoEncoder for InstantEncoder {
+    fn send_frame(&mut self, frame: Option<&Frame>) -> Result<(), EncodeError> {
+        if let Some(frame) = frame {
+            self.pending.push_back(EncodedFrame {
+                info: frame.info.clone(),
+                keyframe: false,
+                temporal_layer: 0,
+                data: vec![0x12, 0x00, 0x32, 0x01, 0x00],
+            });
+        }
+        Ok(())
+    }
+    fn receive_packet(&mut self) -> Result<EncodedFrame, EncodeError> {
+        self.pending.pop_front().ok_or(EncodeError::NeedMoreData)
+    }
+    fn request_keyframe(&mut self) {}
+    fn frames_in_flight(&self) -> usize {
+        self.pending.len()
+    }
+    fn set_bitrate(&mut self, _kbps: u32) -> Result<(), EncodeError> {
+        Ok(())
+    }
+}
+
+/// Frames in a simulated run.
+const FRAMES: u64 = 60;
+
+/// What a simulated run produced.
+struct Simulated {
+    /// Each encoded frame's metadata, in output order.
+    metas: Vec<FrameMeta>,
+    /// The frames the detector ran on.
+    detected: Vec<u64>,
+    /// How often a frame waited for its own detections.
+    waits: usize,
+}
+
+/// The detector's side of a simulated run: at most one frame at work and
+/// one queued (a newer offer replaces the queued one, as the runner's
+/// one-slot drop-oldest queue does).
+struct SimulatedDetector {
+    work_time: Duration,
+    busy: Option<(Instant, Frame)>,
+    queued: Option<Frame>,
+    detected: Vec<u64>,
+}
+
+impl SimulatedDetector {
+    /// Finishes the work due by `now`, each result going to `schedule`, and
+    /// starts the queued frame when the detector is free.
+    fn step(&mut self, now: Instant, schedule: &mut DetectSchedule) {
+        while let Some((done, frame)) = self.busy.take_if(|(done, _)| *done <= now) {
+            let mut detections = crate::detect::Detector::detect(&mut EchoDetector, &frame.image).unwrap();
+            detections.frame_seq = frame.info.seq;
+            self.detected.push(frame.info.seq);
+            schedule.on_result(detections);
+            self.busy = self.queued.take().map(|next| (done + self.work_time, next));
+        }
+        if self.busy.is_none() {
+            self.busy = self.queued.take().map(|next| (now + self.work_time, next));
         }
     }
+}
+
+/// The source, detector and encode stages wired as the thread runner wires
+/// them, stepped on a simulated clock with no threads: a frame every 33 ms,
+/// at most `max_rate` offered to the detector a second, the detector taking
+/// `work_time` a frame, the encoder taking frames `lag` behind the source. A frame that must wait for its detections moves
+/// the clock on to when the detector finishes, as the encoder thread's wait does.
+fn simulate(mode: DetectMode, max_rate: f64, work_time: Duration, lag: usize) -> Simulated {
+    let frames = FRAMES;
+    const FRAME: Duration = Duration::from_millis(33);
+    let t0 = Instant::now();
+    let mut now = t0;
+    let mut schedule = DetectSchedule::new(mode, max_rate);
+    let mut detector = SimulatedDetector {
+        work_time,
+        busy: None,
+        queued: None,
+        detected: Vec::new(),
+    };
+    let mut stage = EncodeStage::new(Box::new(InstantEncoder::default()));
+    let mut to_encode: VecDeque<Frame> = VecDeque::new();
+    let (mut packets, mut waits) = (Vec::new(), 0);
+    for seq in 0..frames {
+        now = now.max(t0 + FRAME * seq as u32); // time only moves forward
+        detector.step(now, &mut schedule);
+        let capture = CaptureTime {
+            mono: now,
+            wall_us: 1_700_000_000_000_000 + seq * 33_000,
+        };
+        let frame = Numbered.next_frame(seq, capture).unwrap();
+        if schedule.offer(now, seq) {
+            detector.queued = Some(frame.clone());
+            detector.step(now, &mut schedule);
+        }
+        to_encode.push_back(frame);
+        let last = seq + 1 == frames;
+        while to_encode.len() > lag || (last && !to_encode.is_empty()) {
+            let mut frame = to_encode.pop_front().unwrap();
+            frame.info.detections = loop {
+                match schedule.attach(frame.info.seq) {
+                    Attach::Ready(detections) => break detections,
+                    Attach::Wait => {
+                        waits += 1;
+                        let (done, _) = detector
+                            .busy
+                            .as_ref()
+                            .expect("a frame waits only while the detector works");
+                        now = now.max(*done);
+                        detector.step(now, &mut schedule);
+                    }
+                }
+            };
+            stage.push(Some(&frame), &mut packets).unwrap();
+        }
+    }
+    let metas = packets
+        .iter()
+        .map(|p| FrameMeta::find_in_temporal_unit(&p.data).unwrap().unwrap())
+        .collect();
+    Simulated {
+        metas,
+        detected: detector.detected,
+        waits,
+    }
+}
+
+/// Checks what holds in both modes: every frame comes out once, in order,
+/// and no frame carries detections from its future or from a frame the
+/// detector did not see.
+fn check_common(run: &Simulated) {
+    assert_eq!(
+        run.metas.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        (0..FRAMES).collect::<Vec<_>>()
+    );
+    for m in &run.metas {
+        if let Some(d) = &m.detections {
+            assert!(
+                d.frame_seq <= m.seq,
+                "frame {} carries frame {}'s detections",
+                m.seq,
+                d.frame_seq
+            );
+            assert!(run.detected.contains(&d.frame_seq));
+            // The echoed byte is the number of the frame the detector looked at.
+            assert_eq!(u64::from(d.items[0].class_id), d.frame_seq % 256);
+        }
+    }
+}
+
+#[test]
+fn exact_mode_gives_frames_sent_to_the_detector_their_own_detections() {
+    // Five detections a second, each taking three frame intervals; the
+    // encoder two frames behind the source.
+    let run = simulate(DetectMode::Exact, 5.0, Duration::from_millis(100), 2);
+    check_common(&run);
+    assert!(run.detected.len() > 5, "{:?}", run.detected);
+    for &seq in &run.detected {
+        let carried = run.metas[seq as usize].detections.as_ref().map(|d| d.frame_seq);
+        assert_eq!(
+            carried,
+            Some(seq),
+            "frame {seq} went to the detector and carries its own result"
+        );
+    }
+    assert!(run.waits > 0, "a slow detector makes frames wait in exact mode");
 }
 
 #[test]
 fn latest_mode_never_holds_a_frame_back() {
-    let metas = run_with_detector(DetectMode::Latest, 40);
+    let run = simulate(DetectMode::Latest, 5.0, Duration::from_millis(100), 2);
+    check_common(&run);
+    assert!(run.detected.len() > 5, "{:?}", run.detected);
+    assert_eq!(run.waits, 0, "latest mode never waits");
     assert_eq!(
-        metas.iter().map(|m| m.seq).collect::<Vec<_>>(),
-        (0..40).collect::<Vec<_>>()
+        run.metas[0].detections, None,
+        "nothing is known before the first result"
     );
-    for m in &metas {
-        if let Some(d) = &m.detections {
-            assert!(
-                d.frame_seq <= m.seq,
-                "frame {} carries detections from frame {}",
-                m.seq,
-                d.frame_seq
-            );
-        }
+    // It lags: a frame the detector saw is encoded before its result is
+    // back, so it carries an older one.
+    for &seq in &run.detected[1..] {
+        let carried = run.metas[seq as usize].detections.as_ref().map(|d| d.frame_seq);
+        assert!(carried.is_some_and(|s| s < seq), "frame {seq} carries {carried:?}");
     }
 }
 
+/// The one test of the detection path through the real threads: the
+/// detector loop filters what the detector returns.
 #[test]
 fn detections_below_the_score_threshold_are_dropped() {
     let open: OpenDetector = Box::new(|| Ok(Box::new(TwoScoresDetector) as Box<dyn crate::detect::Detector>));
