@@ -530,3 +530,44 @@ fn one_viewer_sending_pli_nonstop_gets_only_its_keyframe_budget() {
         "100 PLIs in 10 s gave {forced} forced keyframes"
     );
 }
+
+#[test]
+fn a_client_that_keeps_ice_alive_but_never_finishes_dtls_loses_its_slot() {
+    let mut net = Net::new(1);
+    let (mut client, offer, pending) = client(net.now, 6000, Codec::Av1);
+    let (_, answer) = net.hub.add_viewer(net.now, offer).unwrap();
+    client.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+    // The client answers ICE checks and sends its own, but every DTLS
+    // record it would send is dropped: ICE stays up, the session never starts.
+    let end = net.now + Duration::from_secs(30);
+    let mut to_hub = Vec::new();
+    while net.now < end && net.hub.viewer_count() > 0 {
+        net.now += Duration::from_millis(20);
+        let now = net.now;
+        client.rtc.handle_input(Input::Timeout(now)).unwrap();
+        drain(&mut client, &mut to_hub);
+        for (source, destination, contents) in to_hub.drain(..) {
+            if contents.first().is_some_and(|b| *b < 2) {
+                net.hub.handle_receive(now, source, destination, &contents);
+            }
+        }
+        if net.hub.poll_timeout().is_some_and(|t| t <= now) {
+            net.hub.handle_timeout(now);
+        }
+        while let Some(output) = net.hub.poll_output() {
+            if let HubOutput::Transmit {
+                source,
+                destination,
+                contents,
+            } = output
+            {
+                let receive = Receive::new(Protocol::Udp, source, destination, &contents).unwrap();
+                if client.rtc.handle_input(Input::Receive(now, receive)).is_ok() {
+                    drain(&mut client, &mut to_hub);
+                }
+            }
+        }
+    }
+    assert_eq!(net.hub.viewer_count(), 0, "a half-open session kept its slot for 30 s");
+    assert!(client.rtc.is_alive(), "the client side stayed up throughout");
+}
