@@ -50,6 +50,12 @@ const UP_MARGIN: f64 = 1.25;
 const UP_HOLD: Duration = Duration::from_secs(4);
 /// Smaller bitrate changes are not worth a reconfiguration.
 const MIN_CHANGE: f64 = 0.05;
+/// However weak one viewer's link, it lowers the target to no less than this
+/// share of what the strongest viewer could take: below that, the weak
+/// viewer stays on the base layer and the target follows the others. A
+/// viewer on a poor link (or one that withholds its feedback) cannot pull
+/// everyone down to the floor.
+pub const MAX_PULL_DOWN: f64 = 1.0 / 3.0;
 
 /// What the encoder should do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,14 +107,18 @@ impl RateController {
     }
 
     /// The encoder's target for these links: as high as the strongest viewer
-    /// can take, but no higher than lets the weakest take the base layer.
+    /// can take, but no higher than lets the weakest take the base layer,
+    /// and never below [`MAX_PULL_DOWN`] of the strongest's rate.
     pub fn target_kbps(&self, links: &[LinkReport]) -> u32 {
         let usable = links.iter().map(LinkReport::usable_kbps);
         let (Some(strongest), Some(weakest)) = (usable.clone().max(), usable.min()) else {
             return self.ceiling_kbps;
         };
+        let top = strongest.min(self.ceiling_kbps);
         let weakest_allows = (f64::from(weakest) / self.base_share) as u32;
-        strongest.min(weakest_allows).clamp(self.floor_kbps, self.ceiling_kbps)
+        let lowest_allowed = (f64::from(top) * MAX_PULL_DOWN) as u32;
+        top.min(weakest_allows.max(lowest_allowed))
+            .clamp(self.floor_kbps, self.ceiling_kbps)
     }
 
     /// Takes the links' latest reports; returns the new plan when it changed.
@@ -148,17 +158,27 @@ impl RateController {
 }
 
 /// Whether a viewer should get only the base temporal layer of a stream sent
-/// at `stream_kbps`, given whether it does now (the hysteresis keeps a
-/// viewer near the line from flapping).
+/// at `stream_kbps`, given whether it does now. A viewer leaves the full
+/// stream only when its usable rate falls below [`DEMOTE_BELOW`] of the
+/// stream (its estimate well under what is sent), and comes back once it
+/// reaches [`RETURN_AT`]: congestion estimates swing by a fifth or more on
+/// a perfectly good path (a busy receiver, probing), and a viewer must not
+/// lose half its frames to that.
 pub fn base_layer_only(now_base_only: bool, link: &LinkReport, stream_kbps: u32) -> bool {
     let usable = f64::from(link.usable_kbps());
     let stream = f64::from(stream_kbps);
     if now_base_only {
-        usable < stream
+        usable < stream * RETURN_AT
     } else {
-        usable < stream * 0.9
+        usable < stream * DEMOTE_BELOW
     }
 }
+
+/// See [`base_layer_only`]: with the 0.8 headroom, an estimate below 7/8 of
+/// the stream demotes, one at the stream's rate brings the viewer back.
+pub const DEMOTE_BELOW: f64 = 0.7;
+/// See [`base_layer_only`].
+pub const RETURN_AT: f64 = 0.8;
 
 #[cfg(test)]
 mod tests {
@@ -274,7 +294,20 @@ mod tests {
         assert_eq!(c.target_kbps(&[link(2500), link(1500)]), 2000);
         // Without layers the weakest sets the rate.
         let flat = RateController::new(ladder(), 3000, 100, 1.0);
-        assert_eq!(flat.target_kbps(&links), 600);
+        assert_eq!(flat.target_kbps(&links), 666);
+        assert_eq!(flat.target_kbps(&[link(2500), link(1500)]), 1200);
+    }
+
+    #[test]
+    fn one_viewer_cannot_pull_the_others_to_the_floor() {
+        let c = RateController::new(ladder(), 3000, 100, 0.6);
+        // A 50 kbit/s viewer alone sets the floor: nobody else is hurt.
+        assert_eq!(c.target_kbps(&[link(50)]), 100);
+        // Beside a 2000-usable viewer it lowers the target to a third of that, no further.
+        assert_eq!(c.target_kbps(&[link(2500), link(50)]), 666);
+        assert_eq!(c.target_kbps(&[link(2500), link(50), link(2400)]), 666);
+        // The third is of what the encoder can send, not of a huge link.
+        assert_eq!(c.target_kbps(&[link(90_000), link(50)]), 1000);
     }
 
     #[test]
@@ -293,11 +326,12 @@ mod tests {
     #[test]
     fn base_layer_choice_has_hysteresis() {
         let stream = 1000;
-        // 1000 kbps estimate = 800 usable: below 90% of the stream.
-        assert!(base_layer_only(false, &link(1000), stream));
-        // 1200 = 960 usable: enough to stay on all frames, not enough to come back.
-        assert!(!base_layer_only(false, &link(1200), stream));
-        assert!(base_layer_only(true, &link(1200), stream));
-        assert!(!base_layer_only(true, &link(1300), stream));
+        // 850 kbps estimate = 680 usable: below 70% of the stream.
+        assert!(base_layer_only(false, &link(850), stream));
+        // 900 = 720 usable: enough to stay on all frames, not enough to come back.
+        assert!(!base_layer_only(false, &link(900), stream));
+        assert!(base_layer_only(true, &link(900), stream));
+        // An estimate at the stream's rate brings it back.
+        assert!(!base_layer_only(true, &link(1000), stream));
     }
 }

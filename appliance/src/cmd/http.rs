@@ -2,10 +2,17 @@
 //! status API, served with hyper on smol.
 
 use super::status::Status;
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_lite::io::{AsyncRead, AsyncWrite};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
@@ -37,6 +44,19 @@ pub struct HttpState {
 }
 
 const WHEP_PATH: &str = "/whep";
+
+/// A request's headers must arrive within this (hyper's own timer, which
+/// also closes a keep-alive connection idle this long).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// An offer's body must arrive within this once its headers have.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// A write that makes no progress for this long (a client that stopped
+/// reading) ends the connection.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections open at once, in all and from one address. Browsers open at
+/// most six to a host, so a LAN's worth of dashboards fits many times over.
+const MAX_CONNECTIONS: usize = 256;
+const MAX_CONNECTIONS_PER_ADDRESS: usize = 32;
 
 /// Files of the dashboard, compiled into the binary.
 const ASSETS: &[(&str, &str, &str)] = &[
@@ -70,11 +90,69 @@ const ASSETS: &[(&str, &str, &str)] = &[
 
 type Reply = Response<Full<Bytes>>;
 
-/// Accepts connections forever, serving each on its own task.
+/// How many connections are open, in all and per client address.
+#[derive(Debug)]
+pub struct ConnectionLimits {
+    total: usize,
+    per_address: usize,
+    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
+
+/// One admitted connection; its slot is given back on drop.
+pub struct ConnectionPermit {
+    limits: Arc<ConnectionLimits>,
+    address: IpAddr,
+}
+
+impl ConnectionLimits {
+    /// At most `total` connections at once, `per_address` from any one address.
+    pub fn new(total: usize, per_address: usize) -> Arc<Self> {
+        Arc::new(Self {
+            total,
+            per_address,
+            open: Mutex::new((0, HashMap::new())),
+        })
+    }
+
+    /// A permit for a connection from `address`, unless a limit is reached.
+    pub fn admit(self: &Arc<Self>, address: IpAddr) -> Option<ConnectionPermit> {
+        let mut open = self.open.lock().ok()?;
+        let (total, per_address) = &mut *open;
+        let from_here = per_address.entry(address).or_default();
+        if *total >= self.total || *from_here >= self.per_address {
+            return None;
+        }
+        *from_here += 1;
+        *total += 1;
+        Some(ConnectionPermit {
+            limits: self.clone(),
+            address,
+        })
+    }
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.limits.open.lock() {
+            let (total, per_address) = &mut *open;
+            *total -= 1;
+            if let Some(n) = per_address.get_mut(&self.address) {
+                *n -= 1;
+                if *n == 0 {
+                    per_address.remove(&self.address);
+                }
+            }
+        }
+    }
+}
+
+/// Accepts connections forever, serving each on its own task, within the
+/// connection limits and timeouts.
 pub async fn serve(listener: smol::net::TcpListener, state: Arc<HttpState>, ex: Arc<smol::Executor<'static>>) {
+    let limits = ConnectionLimits::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS);
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors and the like: back off, keep serving.
                 tracing::warn!("accepting a connection: {e}");
@@ -82,18 +160,85 @@ pub async fn serve(listener: smol::net::TcpListener, state: Arc<HttpState>, ex: 
                 continue;
             }
         };
+        let Some(permit) = limits.admit(peer.ip()) else {
+            // Closed at once: the descriptor is back before the next accept.
+            tracing::debug!("connection from {peer} refused: too many open");
+            continue;
+        };
         let state = state.clone();
         ex.spawn(async move {
+            let _permit = permit;
             let service = hyper::service::service_fn(move |req| handle(req, state.clone()));
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(SmolTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(FuturesIo::new(stream), service);
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(FuturesIo::new(WriteDeadline::new(stream, WRITE_TIMEOUT)), service);
             if let Err(e) = conn.await {
                 tracing::debug!("HTTP connection: {e}");
             }
         })
         .detach();
+    }
+}
+
+/// A connection whose writes must make progress: a write or flush that has
+/// waited `timeout` without the client taking a byte fails with `TimedOut`,
+/// which ends the connection (hyper has no write timeout of its own).
+struct WriteDeadline<S> {
+    inner: S,
+    timeout: Duration,
+    stalled: Option<smol::Timer>,
+}
+
+impl<S> WriteDeadline<S> {
+    fn new(inner: S, timeout: Duration) -> Self {
+        Self {
+            inner,
+            timeout,
+            stalled: None,
+        }
+    }
+
+    fn check<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if poll.is_ready() {
+            self.stalled = None;
+            return poll;
+        }
+        let timeout = self.timeout;
+        let timer = self.stalled.get_or_insert_with(|| smol::Timer::after(timeout));
+        match Pin::new(timer).poll(cx) {
+            Poll::Ready(_) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteDeadline<S> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.check(cx, poll)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_flush(cx);
+        this.check(cx, poll)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_close(cx);
+        this.check(cx, poll)
     }
 }
 
@@ -171,10 +316,18 @@ async fn whep_post(req: Request<Incoming>, state: &HttpState) -> Reply {
     if announced.is_some_and(|len| len > MAX_OFFER_BYTES as u64) {
         return error(&WhepError::TooLarge);
     }
-    let body = match Limited::new(req.into_body(), MAX_OFFER_BYTES).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return error(&WhepError::TooLarge),
-        Err(e) => return text(StatusCode::BAD_REQUEST, format!("reading the offer failed: {e}")),
+    let collect = async { Some(Limited::new(req.into_body(), MAX_OFFER_BYTES).collect().await) };
+    let deadline = async {
+        smol::Timer::after(BODY_TIMEOUT).await;
+        None
+    };
+    let body = match futures_lite::future::or(collect, deadline).await {
+        Some(Ok(body)) => body.to_bytes(),
+        Some(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return error(&WhepError::TooLarge)
+        }
+        Some(Err(e)) => return text(StatusCode::BAD_REQUEST, format!("reading the offer failed: {e}")),
+        None => return text(StatusCode::REQUEST_TIMEOUT, "the offer did not arrive in time"),
     };
     let offer = match check_offer(content_type.as_deref(), &body) {
         Ok(offer) => offer,
@@ -211,5 +364,26 @@ async fn ask<T>(state: &HttpState, command: impl FnOnce(Replier<T>) -> Command) 
     match answer.recv().await {
         Ok(result) => result.map_err(|e| error(&e)),
         Err(_) => Err(engine_down()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_are_capped_in_all_and_per_address_and_slots_come_back() {
+        let limits = ConnectionLimits::new(5, 3);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let from_a: Vec<_> = (0..3).map(|_| limits.admit(a).unwrap()).collect();
+        assert!(limits.admit(a).is_none(), "a fourth from one address");
+        let from_b: Vec<_> = (0..2).map(|_| limits.admit(b).unwrap()).collect();
+        assert!(limits.admit(b).is_none(), "a sixth in all");
+        drop(from_a);
+        assert!(limits.admit(a).is_some());
+        drop(from_b);
+        assert_eq!(limits.open.lock().unwrap().0, 0);
+        assert!(limits.open.lock().unwrap().1.is_empty());
     }
 }

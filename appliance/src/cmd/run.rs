@@ -3,10 +3,12 @@
 //! datagrams, encoded frames, HTTP commands and time.
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use async_channel::{Receiver, TryRecvError};
 use futures_lite::FutureExt as _;
 use mado::adapt::RateController;
 use mado::config::Config;
@@ -17,17 +19,33 @@ use mado::live::{EgressLatency, Hub, HubConfig, HubOutput};
 use mado::pipeline::{Pace, Pipeline, StatsSnapshot};
 
 use super::http::{self, Command, HttpState};
-use super::media_socket::{media_addresses, Datagram, MediaSockets};
+use super::media_socket::{media_addresses, Datagram, Intake, KnownSources, MediaSockets};
 use super::status::{CameraState, EncoderStatus, Status};
 
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 /// How often the viewers' link estimates are turned into an encoder target.
 const ADAPT_EVERY: Duration = Duration::from_millis(500);
 const LOG_EVERY: Duration = Duration::from_secs(30);
+/// How often the interface addresses are read again (DHCP, a cable plugged
+/// in), when `live.announce` does not fix them.
+const ADDRESSES_EVERY: Duration = Duration::from_secs(5);
 
+/// The most the driver takes from each source in one turn of its loop, so
+/// a flood on one cannot starve the others: datagrams from known viewers,
+/// STUN from strangers, encoded frames, HTTP commands. Timers are checked
+/// every turn.
+const KNOWN_PER_TURN: usize = 64;
+const STRANGERS_PER_TURN: usize = 4;
+const FRAMES_PER_TURN: usize = 2;
+const COMMANDS_PER_TURN: usize = 4;
+/// Queue lengths between the socket receivers and the driver.
+const KNOWN_QUEUE: usize = 1024;
+const STRANGERS_QUEUE: usize = 64;
+
+#[allow(clippy::disallowed_methods)] // the shell: the session's clock, threads and entropy live here
 pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let live = &config.live;
-    let sockets = MediaSockets::bind(&media_addresses(&live.announce)?, live.udp_port.get() as u16)?;
+    let mut sockets = MediaSockets::bind(&media_addresses(&live.announce)?, live.udp_port.get() as u16)?;
     let listener = std::net::TcpListener::bind(live.listen).with_context(|| format!("listening on {}", live.listen))?;
     let started = super::start_pipeline(
         config,
@@ -52,7 +70,9 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let http_addr = listener.local_addr()?;
     tracing::info!("dashboard on http://{http_addr}/, media on {:?}", hub_config.candidates);
     eprintln!("mado: listening on http://{http_addr}/");
-    let hub = Hub::new(hub_config, fastrand::u64(..));
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no entropy for session ids: {e}"))?;
+    let hub = Hub::new(hub_config, seed);
 
     let ex = Arc::new(smol::Executor::new());
     let (commands_tx, commands) = async_channel::bounded(64);
@@ -60,8 +80,15 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         commands: commands_tx,
         status: Mutex::new(Default::default()),
     });
-    let (datagrams_tx, datagrams) = async_channel::bounded(1024);
-    sockets.spawn_receivers(&ex, datagrams_tx);
+    let (known_tx, known) = async_channel::bounded(KNOWN_QUEUE);
+    let (strangers_tx, strangers) = async_channel::bounded(STRANGERS_QUEUE);
+    let intake = Intake {
+        known: known_tx,
+        strangers: strangers_tx,
+        sources: KnownSources::default(),
+        dropped: Arc::new(AtomicU64::new(0)),
+    };
+    sockets.start_receivers(&ex, intake.clone());
     let listener = smol::net::TcpListener::try_from(listener)?;
     ex.spawn(http::serve(listener, state.clone(), ex.clone())).detach();
 
@@ -87,13 +114,22 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         adapt,
         egress: EgressLatency::default(),
         sent_bytes: 0,
+        follow_addresses: live.announce.is_empty(),
+        intake,
+        published_sources: None,
     };
     // Two threads: one runs the executor for HTTP and sockets, this one the driver.
     let (stop, stopped) = async_channel::bounded::<()>(1);
     std::thread::scope(|scope| {
         let helper = ex.clone();
         scope.spawn(move || smol::block_on(helper.run(stopped.recv())));
-        let result = smol::block_on(ex.run(driver.run(datagrams, commands)));
+        let inputs = Inputs {
+            known,
+            strangers,
+            frames: started.pipeline.output().clone(),
+            commands,
+        };
+        let result = smol::block_on(ex.run(driver.run(inputs)));
         drop(stop);
         result
     })?;
@@ -115,6 +151,19 @@ struct Driver<'a> {
     egress: EgressLatency,
     /// Bytes handed to the media sockets, to every viewer.
     sent_bytes: u64,
+    /// Re-read the interface addresses now and then (no fixed `announce`).
+    follow_addresses: bool,
+    intake: Intake,
+    /// The hub's generation of viewer addresses last given to the receivers.
+    published_sources: Option<u64>,
+}
+
+/// Everything the driver waits on besides time.
+struct Inputs {
+    known: Receiver<Datagram>,
+    strangers: Receiver<Datagram>,
+    frames: Receiver<EncodedFrame>,
+    commands: Receiver<Command>,
 }
 
 #[allow(
@@ -129,16 +178,28 @@ enum Wake {
     PipelineEnded,
 }
 
+/// Takes at most `limit` waiting items from `rx` without waiting; false when it is closed.
+fn take_ready<T>(rx: &Receiver<T>, limit: usize, mut handle: impl FnMut(T)) -> bool {
+    for _ in 0..limit {
+        match rx.try_recv() {
+            Ok(item) => handle(item),
+            Err(TryRecvError::Empty) => break,
+            Err(TryRecvError::Closed) => return false,
+        }
+    }
+    true
+}
+
+#[allow(clippy::disallowed_methods)] // the shell: the driver reads the clock
 impl Driver<'_> {
-    async fn run(
-        mut self,
-        datagrams: async_channel::Receiver<Datagram>,
-        commands: async_channel::Receiver<Command>,
-    ) -> anyhow::Result<()> {
-        let frames = self.pipeline.output().clone();
+    /// One turn: wait for anything (fairly: `race` picks at random among
+    /// ready sources), then take a bounded number of what else is waiting
+    /// from each source, then handle due timers, then send.
+    async fn run(mut self, inputs: Inputs) -> anyhow::Result<()> {
         let mut next_status = Instant::now();
         let mut next_adapt = Instant::now();
         let mut next_log = Instant::now() + LOG_EVERY;
+        let mut next_addresses = Instant::now() + ADDRESSES_EVERY;
         let mut last = (Instant::now(), self.pipeline.stats(), 0);
         loop {
             let deadline = self
@@ -146,51 +207,118 @@ impl Driver<'_> {
                 .poll_timeout()
                 .map_or(next_status, |t| t.min(next_status))
                 .min(next_adapt);
-            let wake = async { datagrams.recv().await.map_or(Wake::PipelineEnded, Wake::Datagram) }
-                .or(async { frames.recv().await.map_or(Wake::PipelineEnded, Wake::Frame) })
-                .or(async { commands.recv().await.map_or(Wake::PipelineEnded, Wake::Command) })
-                .or(async {
-                    smol::Timer::at(deadline).await;
-                    Wake::Timeout
-                })
-                .await;
+            let wake = futures_lite::future::race(
+                async { inputs.known.recv().await.map_or(Wake::PipelineEnded, Wake::Datagram) },
+                async {
+                    inputs
+                        .strangers
+                        .recv()
+                        .await
+                        .map_or(Wake::PipelineEnded, Wake::Datagram)
+                },
+            )
+            .race(futures_lite::future::race(
+                async { inputs.frames.recv().await.map_or(Wake::PipelineEnded, Wake::Frame) },
+                async { inputs.commands.recv().await.map_or(Wake::PipelineEnded, Wake::Command) },
+            ))
+            .or(async {
+                smol::Timer::at(deadline).await;
+                Wake::Timeout
+            })
+            .await;
             let now = Instant::now();
             match wake {
                 Wake::Datagram(d) => self.hub.handle_receive(now, d.source, d.destination, &d.contents),
-                Wake::Frame(frame) => {
-                    self.egress.on_frame(now, &frame);
-                    self.hub.handle_frame(now, &frame);
-                }
-                Wake::Command(Command::AddViewer { offer, reply }) => {
-                    let _ = reply.try_send(self.hub.add_viewer(now, offer));
-                    self.publish_viewers();
-                }
-                Wake::Command(Command::RemoveViewer { id, reply }) => {
-                    let _ = reply.try_send(self.hub.remove_viewer(id));
-                    self.publish_viewers();
-                }
-                Wake::Timeout => {
-                    if self.hub.poll_timeout().is_some_and(|t| t <= now) {
-                        self.hub.handle_timeout(now);
-                    }
-                }
+                Wake::Frame(frame) => self.on_frame(now, &frame),
+                Wake::Command(command) => self.on_command(now, command),
+                Wake::Timeout => {}
                 Wake::PipelineEnded => return Ok(()),
+            }
+            let open = take_ready(&inputs.frames, FRAMES_PER_TURN, |f| self.on_frame(now, &f))
+                && take_ready(&inputs.commands, COMMANDS_PER_TURN, |c| self.on_command(now, c))
+                && take_ready(&inputs.known, KNOWN_PER_TURN, |d| {
+                    self.hub.handle_receive(now, d.source, d.destination, &d.contents)
+                })
+                && take_ready(&inputs.strangers, STRANGERS_PER_TURN, |d| {
+                    self.hub.handle_receive(now, d.source, d.destination, &d.contents)
+                });
+            if !open {
+                return Ok(());
+            }
+            if self.hub.poll_timeout().is_some_and(|t| t <= now) {
+                self.hub.handle_timeout(now);
             }
             if now >= next_adapt {
                 self.adapt(now);
                 next_adapt = now + ADAPT_EVERY;
             }
+            if self.follow_addresses && now >= next_addresses {
+                self.refresh_addresses();
+                next_addresses = now + ADDRESSES_EVERY;
+            }
+            self.publish_sources();
             self.flush();
             if now >= next_status {
                 let stats = self.pipeline.stats();
                 self.publish_status(now, &stats, &last);
                 if now >= next_log {
-                    log_status(&self.state);
+                    log_status(&self.state, self.intake.dropped.load(Ordering::Relaxed));
                     next_log = now + LOG_EVERY;
                 }
                 last = (now, stats, self.sent_bytes);
                 next_status = now + STATUS_EVERY;
             }
+        }
+    }
+
+    fn on_frame(&mut self, now: Instant, frame: &EncodedFrame) {
+        self.egress.on_frame(now, frame);
+        self.hub.handle_frame(now, frame);
+    }
+
+    fn on_command(&mut self, now: Instant, command: Command) {
+        match command {
+            Command::AddViewer { offer, reply } => {
+                // The HTTP side gave up (the client left before its answer):
+                // the slot is given back at once rather than at the connect deadline.
+                if let Err(unsent) = reply.try_send(self.hub.add_viewer(now, offer)) {
+                    if let Ok((id, _)) = unsent.into_inner() {
+                        let _ = self.hub.remove_viewer(id);
+                        tracing::info!("the client left before its answer: slot freed");
+                    }
+                }
+            }
+            Command::RemoveViewer { id, reply } => {
+                let _ = reply.try_send(self.hub.remove_viewer(id));
+            }
+        }
+        self.publish_viewers();
+    }
+
+    /// Binds the media port on new interface addresses and offers them to
+    /// viewers from now on; drops the sockets of addresses that went away.
+    fn refresh_addresses(&mut self) {
+        let addresses = match media_addresses(&[]) {
+            Ok(addresses) => addresses,
+            Err(e) => {
+                tracing::warn!("{e:#}");
+                return;
+            }
+        };
+        if !addresses.is_empty() && self.sockets.refresh(&addresses) {
+            self.hub.set_candidates(self.sockets.local_addrs());
+        }
+    }
+
+    /// Tells the socket receivers which sources are viewers, when that changed.
+    fn publish_sources(&mut self) {
+        let generation = self.hub.remote_addrs_generation();
+        if self.published_sources == Some(generation) {
+            return;
+        }
+        if let Ok(mut sources) = self.intake.sources.write() {
+            *sources = self.hub.remote_addrs().into_iter().collect();
+            self.published_sources = Some(generation);
         }
     }
 
@@ -226,7 +354,7 @@ impl Driver<'_> {
             );
             self.pipeline.set_target(plan.bitrate_kbps, rung);
         }
-        self.hub.set_stream_kbps(controller.plan().bitrate_kbps);
+        self.hub.set_stream_kbps(now, controller.plan().bitrate_kbps);
     }
 
     /// Viewer counts change with every session; publish them at once.
@@ -292,13 +420,14 @@ impl Driver<'_> {
     }
 }
 
-fn log_status(state: &HttpState) {
+fn log_status(state: &HttpState, udp_refused: u64) {
     if let Ok(status) = state.status.lock() {
         tracing::info!(
             fps = status.fps,
             kbps = status.bitrate_kbps,
             viewers = status.viewers,
             dropped = status.frames_dropped,
+            udp_refused,
             "streaming"
         );
     }

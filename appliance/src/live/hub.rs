@@ -8,6 +8,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::Input;
 
@@ -31,23 +33,32 @@ pub struct HubConfig {
     pub pacing_kbps: u32,
 }
 
-/// An unguessable session identifier, as it appears in the WHEP resource URL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ViewerId(u64);
+/// An unguessable session identifier, as it appears in the WHEP resource
+/// URL: 128 bits from a cryptographic generator. Whoever knows it can end
+/// the session, so it is never logged (logs name viewers by a serial number).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ViewerId(u128);
 
 impl fmt::Display for ViewerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+/// Debug output hides the value, so a stray `{:?}` cannot log it.
+impl fmt::Debug for ViewerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ViewerId(..)")
     }
 }
 
 impl FromStr for ViewerId {
     type Err = WhepError;
     fn from_str(s: &str) -> Result<Self, WhepError> {
-        if s.len() != 16 {
+        if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(WhepError::NotFound);
         }
-        u64::from_str_radix(s, 16).map(Self).map_err(|_| WhepError::NotFound)
+        u128::from_str_radix(s, 16).map(Self).map_err(|_| WhepError::NotFound)
     }
 }
 
@@ -131,20 +142,63 @@ pub struct Hub {
     viewers: BTreeMap<ViewerId, Viewer>,
     keyframes: KeyframeLimiter,
     out: VecDeque<HubOutput>,
-    ids: fastrand::Rng,
+    /// Session identifiers: ChaCha20, a cryptographic generator.
+    ids: ChaCha20Rng,
+    /// Viewers added so far; each viewer's number in the logs.
+    added: u64,
+    /// Changes whenever the set of viewers' source addresses changes.
+    remotes_generation: u64,
+    /// Sizes of the frames sent in the last [`RATE_WINDOW`], to know the
+    /// rate the stream really has (easy pictures come in under the target).
+    recent_frames: VecDeque<(Instant, usize)>,
 }
 
+/// The stream's actual rate is measured over this long.
+const RATE_WINDOW: Duration = Duration::from_secs(2);
+/// A viewer is held to the stream's actual rate times this, not to the
+/// encoder's target: its link need not carry bits the encoder never makes.
+const ACTUAL_RATE_MARGIN: f64 = 1.25;
+
 impl Hub {
-    /// `seed` makes session identifiers; give it entropy outside tests.
-    pub fn new(config: HubConfig, seed: u64) -> Self {
+    /// `seed` keys the session identifier generator: 32 bytes from the
+    /// operating system's random source outside tests.
+    pub fn new(config: HubConfig, seed: [u8; 32]) -> Self {
         let keyframes = KeyframeLimiter::new(config.keyframe_min_interval);
         Self {
             config,
             viewers: BTreeMap::new(),
             keyframes,
             out: VecDeque::new(),
-            ids: fastrand::Rng::with_seed(seed),
+            ids: ChaCha20Rng::from_seed(seed),
+            added: 0,
+            remotes_generation: 0,
+            recent_frames: VecDeque::new(),
         }
+    }
+
+    /// New host candidates (the device's addresses changed); viewers that
+    /// join from now on are offered these.
+    pub fn set_candidates(&mut self, candidates: Vec<SocketAddr>) {
+        self.config.candidates = candidates;
+    }
+
+    /// The host candidates new viewers are offered.
+    pub fn candidates(&self) -> &[SocketAddr] {
+        &self.config.candidates
+    }
+
+    /// Every address a current viewer's datagrams came from: the shell lets
+    /// these through ahead of strangers.
+    pub fn remote_addrs(&self) -> Vec<SocketAddr> {
+        self.viewers
+            .values()
+            .flat_map(|v| v.remotes().iter().copied())
+            .collect()
+    }
+
+    /// Changes whenever [`Hub::remote_addrs`] does.
+    pub fn remote_addrs_generation(&self) -> u64 {
+        self.remotes_generation
     }
 
     /// Answers a viewer's offer.
@@ -156,15 +210,19 @@ impl Hub {
             candidates: &self.config.candidates,
             pacing_kbps: self.config.pacing_kbps,
         };
-        let (viewer, answer) = Viewer::answer(now, offer, &config)?;
+        let (mut viewer, answer) = Viewer::answer(now, offer, &config)?;
         let id = loop {
-            let id = ViewerId(self.ids.u64(..));
+            let mut bytes = [0u8; 16];
+            self.ids.fill_bytes(&mut bytes);
+            let id = ViewerId(u128::from_le_bytes(bytes));
             if !self.viewers.contains_key(&id) {
                 break id;
             }
         };
+        self.added += 1;
+        viewer.serial = self.added;
         self.viewers.insert(id, viewer);
-        tracing::info!(viewer = %id, viewers = self.viewers.len(), "viewer added");
+        tracing::info!(viewer = self.added, viewers = self.viewers.len(), "viewer added");
         Ok((id, answer))
     }
 
@@ -172,7 +230,8 @@ impl Hub {
     pub fn remove_viewer(&mut self, id: ViewerId) -> Result<(), WhepError> {
         let mut viewer = self.viewers.remove(&id).ok_or(WhepError::NotFound)?;
         viewer.close();
-        tracing::info!(viewer = %id, viewers = self.viewers.len(), "viewer removed");
+        self.remotes_generation += 1;
+        tracing::info!(viewer = viewer.serial, viewers = self.viewers.len(), "viewer removed");
         Ok(())
     }
 
@@ -201,12 +260,39 @@ impl Hub {
             .collect()
     }
 
-    /// The encoder now targets `kbps`: viewers whose links cannot take that
-    /// get the base layer only, the others everything.
-    pub fn set_stream_kbps(&mut self, kbps: u32) {
+    /// The encoder now targets `kbps`: viewers whose links cannot take the
+    /// stream get the base layer only, the others everything. The stream is
+    /// the target, or what the encoder actually made over the last two
+    /// seconds (with a margin) when that is less: on easy pictures the
+    /// encoder stays well under its target, and a viewer whose link carries
+    /// what is really sent must not lose half its frames.
+    pub fn set_stream_kbps(&mut self, now: Instant, kbps: u32) {
+        let stream = self.actual_kbps(now).map_or(kbps, |actual| {
+            let with_margin = (f64::from(actual) * ACTUAL_RATE_MARGIN) as u32;
+            kbps.min(with_margin)
+        });
         for viewer in self.viewers.values_mut() {
-            viewer.set_stream_kbps(kbps);
+            viewer.set_stream_kbps(stream);
         }
+    }
+
+    /// The rate of the frames sent over the last [`RATE_WINDOW`], once
+    /// frames have been sent for that long.
+    pub fn actual_kbps(&mut self, now: Instant) -> Option<u32> {
+        while self
+            .recent_frames
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > RATE_WINDOW)
+        {
+            self.recent_frames.pop_front();
+        }
+        let (first, _) = self.recent_frames.front()?;
+        if now.saturating_duration_since(*first) < RATE_WINDOW / 2 {
+            return None;
+        }
+        let span = now.saturating_duration_since(*first).as_secs_f64();
+        let bytes: usize = self.recent_frames.iter().map(|(_, n)| n).sum();
+        Some((bytes as f64 * 8.0 / span / 1000.0) as u32)
     }
 
     /// A datagram arrived on the media socket.
@@ -219,6 +305,9 @@ impl Hub {
         };
         let mut outputs = Vec::new();
         if let Some(viewer) = self.viewers.get_mut(&id) {
+            if viewer.note_remote(source) {
+                self.remotes_generation += 1;
+            }
             viewer.handle_input(input, &mut outputs);
         }
         self.apply(now, id, outputs);
@@ -228,6 +317,10 @@ impl Hub {
     pub fn handle_frame(&mut self, now: Instant, frame: &EncodedFrame) {
         if frame.keyframe {
             self.keyframes.fired(now);
+        }
+        self.recent_frames.push_back((now, frame.data.len()));
+        if self.recent_frames.len() > 1024 {
+            self.recent_frames.pop_front();
         }
         // One shared copy of the frame for every viewer.
         let data: Arc<[u8]> = frame.data.as_slice().into();
@@ -256,7 +349,12 @@ impl Hub {
         for id in due {
             let mut outputs = Vec::new();
             if let Some(viewer) = self.viewers.get_mut(&id) {
-                viewer.handle_input(Input::Timeout(now), &mut outputs);
+                if viewer.connect_expired(now) {
+                    tracing::info!(viewer = viewer.serial, "viewer never connected: slot freed");
+                    outputs.push(ViewerOutput::Gone);
+                } else {
+                    viewer.handle_input(Input::Timeout(now), &mut outputs);
+                }
             }
             self.apply(now, id, outputs);
         }
@@ -280,7 +378,8 @@ impl Hub {
     }
 
     /// Carries out what viewer `id` asked for: datagrams go out in order;
-    /// keyframe wishes pass the rate limit; a viewer that has gone is removed.
+    /// keyframe wishes pass the viewer's own budget and the shared rate
+    /// limit; a viewer that has gone is removed.
     fn apply(&mut self, now: Instant, id: ViewerId, outputs: Vec<ViewerOutput>) {
         let mut gone = false;
         for output in outputs {
@@ -295,14 +394,26 @@ impl Hub {
                     contents,
                 }),
                 ViewerOutput::Connected | ViewerOutput::KeyframeWanted if !gone => {
+                    // Each viewer's requests come out of its own budget, so
+                    // one viewer cannot turn everyone's stream into keyframes.
+                    let Some(viewer) = self.viewers.get_mut(&id) else {
+                        continue;
+                    };
+                    if !viewer.keyframe_budget.take(now) {
+                        tracing::debug!(viewer = viewer.serial, "keyframe request over budget: ignored");
+                        continue;
+                    }
                     if self.keyframes.request(now) {
                         self.out.push_back(HubOutput::ForceKeyframe);
                     }
                 }
                 ViewerOutput::Connected | ViewerOutput::KeyframeWanted => {}
                 ViewerOutput::Gone => {
-                    if !gone && self.viewers.remove(&id).is_some() {
-                        tracing::info!(viewer = %id, viewers = self.viewers.len(), "viewer gone");
+                    if !gone {
+                        if let Some(viewer) = self.viewers.remove(&id) {
+                            self.remotes_generation += 1;
+                            tracing::info!(viewer = viewer.serial, viewers = self.viewers.len(), "viewer gone");
+                        }
                     }
                     gone = true;
                 }

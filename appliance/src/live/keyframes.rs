@@ -55,6 +55,44 @@ impl KeyframeLimiter {
     }
 }
 
+/// Each viewer's own allowance of forced keyframes, a token bucket: a
+/// viewer that keeps sending PLI or FIR cannot make the shared stream all
+/// keyframes (costly for every viewer) on its own. A viewer out of budget
+/// waits for the next keyframe anyone else causes, or the scheduled one.
+#[derive(Debug, Clone)]
+pub struct KeyframeBudget {
+    tokens: f64,
+    last: Instant,
+}
+
+/// Requests a viewer may make back to back.
+const BUDGET_BURST: f64 = 3.0;
+/// One more request is allowed every this long.
+const BUDGET_REFILL: Duration = Duration::from_secs(2);
+
+impl KeyframeBudget {
+    /// A full budget at `now`.
+    pub fn new(now: Instant) -> Self {
+        Self {
+            tokens: BUDGET_BURST,
+            last: now,
+        }
+    }
+
+    /// Spends one request if the budget allows it at `now`.
+    pub fn take(&mut self, now: Instant) -> bool {
+        let earned = now.saturating_duration_since(self.last).as_secs_f64() / BUDGET_REFILL.as_secs_f64();
+        self.tokens = (self.tokens + earned).min(BUDGET_BURST);
+        self.last = self.last.max(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +115,16 @@ mod tests {
         limiter.fired(ms(650));
         assert_eq!(limiter.poll_timeout(), None);
         assert!(limiter.request(ms(1200)));
+    }
+
+    #[test]
+    fn a_viewers_budget_allows_a_burst_then_one_request_per_refill() {
+        let t0 = Instant::now();
+        let mut budget = KeyframeBudget::new(t0);
+        let granted = (0..100u64)
+            .filter(|i| budget.take(t0 + Duration::from_millis(100 * i)))
+            .count();
+        // 3 at once, then one per 2 s over the 10 s.
+        assert!((7..=8).contains(&granted), "{granted} of 100 requests in 10 s");
     }
 }

@@ -107,7 +107,7 @@ impl Net {
             pacing_kbps: 20_000,
         };
         Self {
-            hub: Hub::new(config, 7),
+            hub: Hub::new(config, [7; 32]),
             clients: Vec::new(),
             now: Instant::now(),
             forced_keyframes: 0,
@@ -318,7 +318,7 @@ fn a_large_keyframe_is_paced_out_not_burst() {
             pacing_kbps: 3_000,
             ..net.hub_config()
         },
-        7,
+        [7; 32],
     );
     net.join(6000);
     // A 60 kB keyframe: 480 kbit, about 160 ms of wire time at 3 Mbit/s.
@@ -429,4 +429,145 @@ fn a_viewer_that_vanishes_is_dropped() {
         net.advance(Duration::from_millis(250));
     }
     assert_eq!(net.hub.viewer_count(), 0, "a silent viewer is timed out");
+}
+
+#[test]
+fn offers_that_never_connect_give_their_slots_back() {
+    let mut net = Net::new(2);
+    // Two clients take the answers and vanish, as a tab closed before the
+    // answer arrived, or an offer whose candidates the hub cannot reach.
+    for port in [6000, 6001] {
+        let (_, offer, _) = client(net.now, port, Codec::Av1);
+        net.hub.add_viewer(net.now, offer).unwrap();
+    }
+    let (_, offer, _) = client(net.now, 6002, Codec::Av1);
+    assert_eq!(
+        net.hub.add_viewer(net.now, offer).unwrap_err(),
+        WhepError::ViewerLimit(2)
+    );
+    let deadline = net.now + Duration::from_secs(12);
+    while net.now < deadline && net.hub.viewer_count() > 0 {
+        // The hub says when it wants to be woken; nothing else arrives.
+        let next = net.hub.poll_timeout().expect("a deadline for the waiting viewers");
+        net.now = next.max(net.now + Duration::from_millis(1));
+        net.hub.handle_timeout(net.now);
+    }
+    assert_eq!(net.hub.viewer_count(), 0, "slots still held after 12 s");
+    // A real viewer gets in.
+    net.join(6003);
+    assert_eq!(net.hub.connected_count(), 1);
+}
+
+#[test]
+fn a_link_local_or_unusable_address_is_left_out_of_the_answer() {
+    let mut net = Net::new(2);
+    net.hub.set_candidates(vec![
+        "169.254.10.20:5000".parse().unwrap(),
+        "255.255.255.255:5000".parse().unwrap(),
+        HUB_ADDR.parse().unwrap(),
+    ]);
+    let (_, id) = net.join(6000);
+    assert_eq!(net.hub.connected_count(), 1);
+    net.hub.remove_viewer(id).unwrap();
+    // With no usable address at all the offer is refused, and says why.
+    net.hub.set_candidates(vec!["169.254.10.20:5000".parse().unwrap()]);
+    let (_, offer, _) = client(net.now, 6001, Codec::Av1);
+    let err = net.hub.add_viewer(net.now, offer).unwrap_err();
+    assert!(err.to_string().contains("no usable address"), "{err}");
+}
+
+#[test]
+fn new_candidates_reach_the_next_answer() {
+    let mut net = Net::new(2);
+    net.hub.set_candidates(vec![
+        "127.0.0.1:5000".parse().unwrap(),
+        "127.0.0.9:5000".parse().unwrap(),
+    ]);
+    let (_, offer, _) = client(net.now, 6000, Codec::Av1);
+    let (_, answer) = net.hub.add_viewer(net.now, offer).unwrap();
+    let sdp = answer.to_sdp_string();
+    assert!(sdp.contains("127.0.0.9 5000"), "{sdp}");
+}
+
+#[test]
+fn session_ids_are_128_random_bits_and_debug_hides_them() {
+    let mut a = Net::new(4);
+    let (_, first) = a.join(6000);
+    let (_, second) = a.join(6001);
+    let text = first.to_string();
+    assert_eq!(text.len(), 32);
+    assert_ne!(first, second);
+    assert_eq!(text.parse::<ViewerId>(), Ok(first));
+    assert!(!format!("{first:?}").contains(&text[..8]));
+    // A different key gives different identifiers.
+    let mut b = Net::new(4);
+    b.hub = Hub::new(b.hub_config(), [8; 32]);
+    let (_, other) = b.join(6000);
+    assert_ne!(other, first);
+    for bad in ["0123456789abcdef", "+0123456789abcdef0123456789abcde", ""] {
+        assert_eq!(bad.parse::<ViewerId>(), Err(WhepError::NotFound), "{bad}");
+    }
+}
+
+#[test]
+fn one_viewer_sending_pli_nonstop_gets_only_its_keyframe_budget() {
+    let stream = encoded_stream(2);
+    let mut net = Net::new(4);
+    let (index, _) = net.join(6000);
+    net.send(&stream[0]);
+    let before = net.forced_keyframes;
+    // 10 s of a PLI every 100 ms.
+    for _ in 0..100 {
+        let mid = net.clients[index].mid;
+        let mut writer = net.clients[index].rtc.writer(mid).unwrap();
+        let _ = writer.request_keyframe(None, KeyframeRequestKind::Pli);
+        net.advance(Duration::from_millis(100));
+    }
+    let forced = net.forced_keyframes - before;
+    // The global limit alone would allow one every 300 ms, about 33.
+    assert!(
+        (3..=8).contains(&forced),
+        "100 PLIs in 10 s gave {forced} forced keyframes"
+    );
+}
+
+#[test]
+fn a_client_that_keeps_ice_alive_but_never_finishes_dtls_loses_its_slot() {
+    let mut net = Net::new(1);
+    let (mut client, offer, pending) = client(net.now, 6000, Codec::Av1);
+    let (_, answer) = net.hub.add_viewer(net.now, offer).unwrap();
+    client.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+    // The client answers ICE checks and sends its own, but every DTLS
+    // record it would send is dropped: ICE stays up, the session never starts.
+    let end = net.now + Duration::from_secs(30);
+    let mut to_hub = Vec::new();
+    while net.now < end && net.hub.viewer_count() > 0 {
+        net.now += Duration::from_millis(20);
+        let now = net.now;
+        client.rtc.handle_input(Input::Timeout(now)).unwrap();
+        drain(&mut client, &mut to_hub);
+        for (source, destination, contents) in to_hub.drain(..) {
+            if contents.first().is_some_and(|b| *b < 2) {
+                net.hub.handle_receive(now, source, destination, &contents);
+            }
+        }
+        if net.hub.poll_timeout().is_some_and(|t| t <= now) {
+            net.hub.handle_timeout(now);
+        }
+        while let Some(output) = net.hub.poll_output() {
+            if let HubOutput::Transmit {
+                source,
+                destination,
+                contents,
+            } = output
+            {
+                let receive = Receive::new(Protocol::Udp, source, destination, &contents).unwrap();
+                if client.rtc.handle_input(Input::Receive(now, receive)).is_ok() {
+                    drain(&mut client, &mut to_hub);
+                }
+            }
+        }
+    }
+    assert_eq!(net.hub.viewer_count(), 0, "a half-open session kept its slot for 30 s");
+    assert!(client.rtc.is_alive(), "the client side stayed up throughout");
 }

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::bwe::Bitrate;
 use str0m::change::{SdpAnswer, SdpOffer};
@@ -12,6 +12,7 @@ use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, MediaTime, Mid, Pt};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
+use super::keyframes::KeyframeBudget;
 use super::whep::WhepError;
 use crate::adapt::{base_layer_only, LinkReport};
 use crate::encode::EncodedFrame;
@@ -53,7 +54,24 @@ pub(super) struct Viewer {
     /// The latest bandwidth estimate and reported loss, once there is one,
     /// and whether the link is too narrow for more than the base layer.
     link: Option<LinkReport>,
+    /// The most the pacer sends at, for str0m's probing target.
+    pacing: Bitrate,
+    /// A viewer that has not connected by then is dropped, so an offer with
+    /// no usable candidate, or a client that left, gives its slot back.
+    connect_by: Instant,
+    /// Addresses this viewer's datagrams came from (a few at most).
+    remotes: Vec<SocketAddr>,
+    /// How many forced keyframes this viewer may still ask for.
+    pub(super) keyframe_budget: KeyframeBudget,
+    /// The viewer's number in the logs (its session id is a secret).
+    pub(super) serial: u64,
 }
+
+/// How long a viewer has from its answer to a working connection (ICE and
+/// DTLS); a browser on the LAN needs well under a second.
+pub(super) const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
+/// At most this many source addresses are remembered per viewer.
+const MAX_REMOTES: usize = 4;
 
 /// A new viewer's congestion controller starts from this estimate (or the
 /// pacing rate, if lower) and probes up from there (3 and 6 times, then
@@ -78,9 +96,20 @@ impl Viewer {
             .enable_bwe(Some(start))
             .set_stats_interval(Some(std::time::Duration::from_secs(1)))
             .build(now);
+        // An address str0m refuses as a host candidate (link-local IPv4,
+        // broadcast) is left out; only when none is left is the offer refused.
+        let mut usable = 0;
         for addr in config.candidates {
-            let candidate = Candidate::host(*addr, "udp").map_err(|e| WhepError::Negotiation(e.to_string()))?;
-            rtc.add_local_candidate(candidate);
+            match Candidate::host(*addr, "udp") {
+                Ok(candidate) => {
+                    rtc.add_local_candidate(candidate);
+                    usable += 1;
+                }
+                Err(e) => tracing::debug!("not offering {addr}: {e}"),
+            }
+        }
+        if usable == 0 {
+            return Err(WhepError::Negotiation("the appliance has no usable address".into()));
         }
         rtc.bwe().set_bitrate(Bitrate::kbps(0), pacing);
         // The first video section that can receive AV1; it becomes our sending section.
@@ -120,6 +149,11 @@ impl Viewer {
             needs_keyframe: true,
             next_timeout,
             link: None,
+            pacing,
+            connect_by: now + CONNECT_DEADLINE,
+            remotes: Vec::new(),
+            keyframe_budget: KeyframeBudget::new(now),
+            serial: 0,
         };
         Ok((viewer, answer))
     }
@@ -128,8 +162,34 @@ impl Viewer {
         self.rtc.accepts(input)
     }
 
+    /// When this viewer next wants [`Viewer::handle_input`] with a timeout,
+    /// or its connect deadline, whichever is first.
     pub(super) fn next_timeout(&self) -> Instant {
-        self.next_timeout
+        if self.connected {
+            self.next_timeout
+        } else {
+            self.next_timeout.min(self.connect_by)
+        }
+    }
+
+    /// True once the viewer has missed its connect deadline.
+    pub(super) fn connect_expired(&self, now: Instant) -> bool {
+        !self.connected && now >= self.connect_by
+    }
+
+    /// Remembers that a datagram this viewer accepted came from `source`;
+    /// true when the address is new.
+    pub(super) fn note_remote(&mut self, source: SocketAddr) -> bool {
+        if self.remotes.contains(&source) || self.remotes.len() >= MAX_REMOTES {
+            return false;
+        }
+        self.remotes.push(source);
+        true
+    }
+
+    /// The addresses this viewer's datagrams came from.
+    pub(super) fn remotes(&self) -> &[SocketAddr] {
+        &self.remotes
     }
 
     pub(super) fn is_connected(&self) -> bool {
@@ -147,8 +207,25 @@ impl Viewer {
     /// The stream is now sent at `stream_kbps`: decide whether this viewer
     /// can take all of it or only the base layer.
     pub(super) fn set_stream_kbps(&mut self, stream_kbps: u32) {
-        if let Some(link) = &mut self.link {
-            link.base_only = base_layer_only(link.base_only, link, stream_kbps);
+        let Some(link) = &mut self.link else {
+            return;
+        };
+        let was = link.base_only;
+        let base_only = base_layer_only(was, link, stream_kbps);
+        link.base_only = base_only;
+        if base_only || base_only != was {
+            // A viewer on the base layer sends only part of the stream, and a
+            // congestion controller's estimate cannot grow much past what is
+            // actually sent: without padding the viewer would never see a
+            // link wide enough to come back. So str0m pads up to the whole
+            // stream's rate (never past its own estimate, never while the
+            // path is congested) until media takes the padding's place.
+            let minimum = if base_only {
+                Bitrate::kbps(u64::from(stream_kbps))
+            } else {
+                Bitrate::kbps(0)
+            };
+            self.rtc.bwe().set_bitrate(minimum, self.pacing);
         }
     }
 

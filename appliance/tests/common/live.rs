@@ -17,6 +17,12 @@ use str0m::media::{Direction, MediaData, MediaKind};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
+/// The `mado` binary to run: this build's, or the one `MADO_BIN` names (to
+/// check that a test fails on an older build).
+pub fn mado_path() -> std::path::PathBuf {
+    std::env::var_os("MADO_BIN").map_or_else(|| env!("CARGO_BIN_EXE_mado").into(), Into::into)
+}
+
 /// `mado run` on loopback with free ports; killed on drop.
 pub struct Server {
     child: Child,
@@ -25,7 +31,16 @@ pub struct Server {
 
 impl Server {
     pub fn start(extra: &[&str]) -> Self {
-        let mut child = super::mado()
+        Self::start_with(extra, |_| {})
+    }
+
+    /// Like [`Server::start`], with the command adjusted first (its working
+    /// directory, say).
+    pub fn start_with(extra: &[&str], adjust: impl FnOnce(&mut std::process::Command)) -> Self {
+        let mut command = std::process::Command::new(mado_path());
+        command.env("MADO_LOG", "warn").env_remove("MADO_CONFIG");
+        adjust(&mut command);
+        let mut child = command
             .args([
                 "run",
                 "--source",
@@ -52,6 +67,31 @@ impl Server {
         // Keep draining stderr so the server never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
         Self { child, base }
+    }
+
+    /// The server's process id, to read its descriptors and memory.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Open file descriptors of the server process.
+    pub fn descriptors(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map_or(0, |d| d.count())
+    }
+
+    /// Resident memory of the server process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The `host:port` part of the base URL.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.base.trim_start_matches("http://").parse().unwrap()
     }
 
     pub fn agent() -> ureq::Agent {
@@ -154,6 +194,18 @@ impl Viewer {
         )
     }
 
+    /// The media address the server's answer offers.
+    pub fn media_addr(answer: &str) -> SocketAddr {
+        answer
+            .lines()
+            .filter_map(|l| l.strip_prefix("a=candidate:"))
+            .find_map(|c| {
+                let fields: Vec<&str> = c.split_whitespace().collect();
+                format!("{}:{}", fields.get(4)?, fields.get(5)?).parse().ok()
+            })
+            .expect("a host candidate in the answer")
+    }
+
     pub fn accept(&mut self, answer: &str) {
         let answer = SdpAnswer::from_sdp_string(answer).unwrap();
         self.rtc
@@ -164,6 +216,16 @@ impl Viewer {
 
     /// Runs the peer for `duration`, collecting frames.
     pub fn run_for(&mut self, duration: Duration) {
+        self.run(duration, false);
+    }
+
+    /// Runs only the peer's ICE for `duration`: its STUN goes out, nothing
+    /// else does, so the session never starts (a half-open client).
+    pub fn run_ice_only_for(&mut self, duration: Duration) {
+        self.run(duration, true);
+    }
+
+    fn run(&mut self, duration: Duration, ice_only: bool) {
         let end = Instant::now() + duration;
         let mut buf = vec![0u8; 2048];
         while Instant::now() < end {
@@ -171,7 +233,9 @@ impl Viewer {
                 match self.rtc.poll_output().unwrap() {
                     Output::Timeout(_) => break,
                     Output::Transmit(t) => {
-                        let _ = self.socket.send_to(&t.contents, t.destination);
+                        if !ice_only || t.contents.first().is_some_and(|b| *b < 2) {
+                            let _ = self.socket.send_to(&t.contents, t.destination);
+                        }
                     }
                     Output::Event(Event::MediaData(d)) => self.frames.push(d),
                     Output::Event(_) => {}
