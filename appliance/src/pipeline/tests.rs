@@ -470,6 +470,14 @@ fn latest_mode_never_holds_a_frame_back() {
         let carried = run.metas[seq as usize].detections.as_ref().map(|d| d.frame_seq);
         assert!(carried.is_some_and(|s| s < seq), "frame {seq} carries {carried:?}");
     }
+    // A fast detector is done before the encoder reaches the frames after
+    // the one it saw: those frames must not take a result from their future.
+    let fast = simulate(DetectMode::Latest, 30.0, Duration::from_millis(10), 2);
+    check_common(&fast);
+    assert!(fast
+        .metas
+        .iter()
+        .any(|m| m.detections.as_ref().is_some_and(|d| d.frame_seq == m.seq)));
 }
 
 /// The one test of the detection path through the real threads: the
