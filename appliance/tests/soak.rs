@@ -329,7 +329,7 @@ fn long_soak() {
         }
         let t = start.elapsed().as_secs_f64();
         samples.push((t, server.rss_kib(), server.descriptors()));
-        if samples.len() % 10 == 0 {
+        if samples.len().is_multiple_of(10) {
             let (_, rss, fds) = samples.last().unwrap();
             eprintln!("{t:.0} s: {sessions} sessions, {frames} frames, RSS {rss} KiB, {fds} descriptors");
         }

@@ -181,7 +181,7 @@ impl Net {
                         moved = true;
                         self.hub_datagrams += 1;
                         self.sent_log.push((now, contents.len()));
-                        if self.drop_every.is_some_and(|n| self.hub_datagrams % n == 0) {
+                        if self.drop_every.is_some_and(|n| self.hub_datagrams.is_multiple_of(n)) {
                             continue; // lost on the way
                         }
                         if let Some(link) = self.links.iter_mut().find(|l| l.to == destination) {
