@@ -40,13 +40,16 @@ impl Server {
                 "run",
                 "--source",
                 "testpattern",
-                "--size",
-                "320x240",
                 "--listen",
                 "127.0.0.1:0",
                 "--udp-port",
                 "0",
             ])
+            .args(if extra.contains(&"--size") {
+                &[][..]
+            } else {
+                &["--size", "320x240"][..]
+            })
             .args(extra)
             .stderr(Stdio::piped())
             .spawn()
@@ -54,7 +57,10 @@ impl Server {
         let stderr = child.stderr.take().unwrap();
         let mut lines = BufReader::new(stderr).lines();
         let base = loop {
-            let line = lines.next().expect("mado run exited early").unwrap();
+            let Some(Ok(line)) = lines.next() else {
+                let status = child.wait();
+                panic!("mado run exited early: {status:?}");
+            };
             if let Some(rest) = line.strip_prefix("mado: listening on ") {
                 break rest.trim_end_matches('/').to_owned();
             }
