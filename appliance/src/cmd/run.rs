@@ -172,7 +172,7 @@ struct Inputs {
 )]
 enum Wake {
     Datagram(Datagram),
-    Frame(EncodedFrame),
+    Frame(Box<EncodedFrame>),
     Command(Command),
     Timeout,
     PipelineEnded,
@@ -218,7 +218,13 @@ impl Driver<'_> {
                 },
             )
             .race(futures_lite::future::race(
-                async { inputs.frames.recv().await.map_or(Wake::PipelineEnded, Wake::Frame) },
+                async {
+                    inputs
+                        .frames
+                        .recv()
+                        .await
+                        .map_or(Wake::PipelineEnded, |f| Wake::Frame(Box::new(f)))
+                },
                 async { inputs.commands.recv().await.map_or(Wake::PipelineEnded, Wake::Command) },
             ))
             .or(async {
