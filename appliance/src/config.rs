@@ -60,6 +60,8 @@ pub struct Config {
     pub live: LiveConfig,
     pub detect: DetectConfig,
     pub adapt: AdaptConfig,
+    /// `[publish]`: WHIP endpoints (cloud SFUs) to push the stream to.
+    pub publish: crate::publish::PublishConfig,
 }
 
 /// Bandwidth adaptation: the encoder follows the viewers' links (libaom; with

@@ -12,6 +12,7 @@ mod whep;
 pub use egress::{EgressLatency, LatencyBudget, Quantiles};
 pub use hub::{Hub, HubConfig, HubOutput, ViewerId, ViewerLink};
 pub use keyframes::KeyframeLimiter;
+pub(crate) use viewer::rtp_timestamp;
 pub use whep::{check_content_type, check_offer, WhepError, MAX_OFFER_BYTES, SDP_CONTENT_TYPE};
 
 #[cfg(test)]

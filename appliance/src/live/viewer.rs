@@ -46,7 +46,7 @@ pub(super) struct Viewer {
 const START_ESTIMATE_KBPS: u32 = 1000;
 
 /// The RTP timestamp `frame` is sent with: its wall-clock capture time at 90 kHz.
-pub(super) fn rtp_timestamp(frame: &EncodedFrame) -> u32 {
+pub(crate) fn rtp_timestamp(frame: &EncodedFrame) -> u32 {
     (frame.info.capture.wall_us * 9 / 100) as u32
 }
 
