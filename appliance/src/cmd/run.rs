@@ -19,6 +19,7 @@ use serde_json::json;
 
 use super::http::{self, Command, HttpState};
 use super::media_socket::{media_addresses, Datagram, MediaSockets};
+use super::publish::{PublishWake, Publishing};
 
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 /// How often the viewers' link estimates are turned into an encoder target.
@@ -52,6 +53,12 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let http_addr = listener.local_addr()?;
     tracing::info!("dashboard on http://{http_addr}/, media on {:?}", hub_config.candidates);
     eprintln!("mado: listening on http://{http_addr}/");
+    let publishing = Publishing::new(
+        &config.publish,
+        hub_config.candidates.clone(),
+        pacing_kbps,
+        Instant::now(),
+    )?;
     let hub = Hub::new(hub_config, fastrand::u64(..));
 
     let ex = Arc::new(smol::Executor::new());
@@ -87,6 +94,8 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         adapt,
         egress: EgressLatency::default(),
         sent_bytes: 0,
+        publishing,
+        ex: ex.clone(),
     };
     // Two threads: one runs the executor for HTTP and sockets, this one the driver.
     let (stop, stopped) = async_channel::bounded::<()>(1);
@@ -115,6 +124,9 @@ struct Driver<'a> {
     egress: EgressLatency,
     /// Bytes handed to the media sockets, to every viewer.
     sent_bytes: u64,
+    /// WHIP endpoints fed the same frames as the viewers.
+    publishing: Publishing,
+    ex: Arc<smol::Executor<'static>>,
 }
 
 enum Wake {
@@ -123,6 +135,7 @@ enum Wake {
     Command(Command),
     Timeout,
     PipelineEnded,
+    Publish(PublishWake),
 }
 
 impl Driver<'_> {
@@ -141,8 +154,11 @@ impl Driver<'_> {
                 .hub
                 .poll_timeout()
                 .map_or(next_status, |t| t.min(next_status))
-                .min(next_adapt);
+                .min(next_adapt)
+                .min(self.publishing.poll_timeout().unwrap_or(next_adapt));
+            let publishing = async { Wake::Publish(self.publishing.wake().await) };
             let wake = async { datagrams.recv().await.map_or(Wake::PipelineEnded, Wake::Datagram) }
+                .or(publishing)
                 .or(async { frames.recv().await.map_or(Wake::PipelineEnded, Wake::Frame) })
                 .or(async { commands.recv().await.map_or(Wake::PipelineEnded, Wake::Command) })
                 .or(async {
@@ -152,10 +168,25 @@ impl Driver<'_> {
                 .await;
             let now = Instant::now();
             match wake {
-                Wake::Datagram(d) => self.hub.handle_receive(now, d.source, d.destination, &d.contents),
+                Wake::Datagram(d) => {
+                    if !self
+                        .publishing
+                        .handle_receive(now, d.source, d.destination, &d.contents)
+                    {
+                        self.hub.handle_receive(now, d.source, d.destination, &d.contents);
+                    }
+                }
                 Wake::Frame(frame) => {
                     self.egress.on_frame(now, &frame);
                     self.hub.handle_frame(now, &frame);
+                    self.publishing.handle_frame(now, &frame);
+                }
+                Wake::Publish(PublishWake::Answer(answer)) => self.publishing.handle_answer(now, answer),
+                Wake::Publish(PublishWake::Shutdown) => {
+                    tracing::info!("stopping");
+                    self.publishing.shut_down(&mut self.hub, &self.sockets, &self.ex).await;
+                    self.pipeline.stop();
+                    return Ok(());
                 }
                 Wake::Command(Command::AddViewer { offer, reply }) => {
                     let _ = reply.try_send(self.hub.add_viewer(now, offer));
@@ -169,6 +200,7 @@ impl Driver<'_> {
                     if self.hub.poll_timeout().is_some_and(|t| t <= now) {
                         self.hub.handle_timeout(now);
                     }
+                    self.publishing.handle_timeout(now);
                 }
                 Wake::PipelineEnded => return Ok(()),
             }
@@ -191,6 +223,9 @@ impl Driver<'_> {
     }
 
     fn flush(&mut self) {
+        self.sent_bytes += self
+            .publishing
+            .flush(Instant::now(), &mut self.hub, &self.sockets, &self.ex);
         while let Some(output) = self.hub.poll_output() {
             match output {
                 HubOutput::Transmit {
@@ -212,7 +247,9 @@ impl Driver<'_> {
         let Some(controller) = &mut self.adapt else {
             return;
         };
-        if let Some(plan) = controller.handle_links(now, &self.hub.link_reports()) {
+        let mut links = self.hub.link_reports();
+        links.extend(self.publishing.link_reports());
+        if let Some(plan) = controller.handle_links(now, &links) {
             let rung = controller.rung();
             tracing::info!(
                 kbps = plan.bitrate_kbps,
@@ -223,6 +260,7 @@ impl Driver<'_> {
             self.pipeline.set_target(plan.bitrate_kbps, rung);
         }
         self.hub.set_stream_kbps(controller.plan().bitrate_kbps);
+        self.publishing.set_stream_kbps(controller.plan().bitrate_kbps);
     }
 
     /// Viewer counts change with every session; publish them at once.
@@ -273,6 +311,7 @@ impl Driver<'_> {
                 "fps": rung.map(|r| r.fps.min(self.fps)),
             },
             "links": self.hub.links(),
+            "publish": self.publishing.status(now),
             "inference_ms": (stats.last_inference_us > 0).then(|| stats.last_inference_us as f64 / 1000.0),
             "detections_run": stats.detections_run,
             "camera": match (self.source.starts_with("camera"), stats.source_lost) {
