@@ -4,12 +4,12 @@
 //! and the session deleted when `mado` gets SIGTERM.
 
 mod common;
+#[path = "publish/support.rs"]
+mod support;
 #[path = "publish/tiny_http.rs"]
 mod tiny_http;
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,64 +17,8 @@ use mado::meta::FrameMeta;
 use str0m::change::SdpOffer;
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
+use support::{endpoint_state, start_mado, status, stop};
 use tiny_http::TinyHttp;
-
-/// `mado run` with `config`; returns the child and its HTTP base URL.
-fn start_mado(config: &str, dir: &std::path::Path) -> (Child, String) {
-    let path = dir.join("mado.toml");
-    std::fs::write(&path, config).unwrap();
-    let mut child = common::mado()
-        .env("MADO_LOG", "info")
-        .args(["run", "--source", "testpattern", "--size", "320x240"])
-        .args(["--listen", "127.0.0.1:0", "--udp-port", "0", "--config"])
-        .arg(&path)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting mado run");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("mado run exited early").unwrap();
-        if let Some(rest) = line.strip_prefix("mado: listening on ") {
-            break rest.trim_end_matches('/').to_owned();
-        }
-    };
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            assert!(
-                !line.contains("wrong-token-123") && !line.contains("good-token-456"),
-                "a token was logged: {line}"
-            );
-        }
-    });
-    (child, base)
-}
-
-fn status(base: &str) -> (String, serde_json::Value) {
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let body = agent
-        .get(format!("{base}/api/status"))
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_to_string()
-        .unwrap();
-    let json = serde_json::from_str(&body).unwrap();
-    (body, json)
-}
-
-fn endpoint_state(json: &serde_json::Value, name: &str) -> String {
-    let endpoints = json["publish"].as_array().expect("a publish list");
-    let endpoint = endpoints
-        .iter()
-        .find(|e| e["name"] == name)
-        .unwrap_or_else(|| panic!("{name} in {json}"));
-    endpoint["state"].as_str().unwrap().to_owned()
-}
-
-fn stop(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
-}
 
 #[test]
 fn each_failure_shows_its_state_and_is_retried_as_the_server_asks() {
@@ -298,16 +242,7 @@ fn publishes_every_frame_with_metadata_and_deletes_the_session_on_sigterm() {
     );
 
     // SIGTERM: mado deletes the session and exits cleanly.
-    // SAFETY: kill(2) with the pid of a child this test started and has not reaped.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "mado did not exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let exit = support::terminate(&mut child);
     assert!(exit.success(), "{exit}");
     let deletes = http.requests_to("DELETE", "/whip/v2/resource/1");
     assert_eq!(deletes.len(), 1, "{:?}", http.requests());

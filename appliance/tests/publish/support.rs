@@ -1,0 +1,81 @@
+//! Running `mado run` with a [publish] config and reading its status, for
+//! the publish tests.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Tokens the tests use; none may ever appear in mado's log.
+pub const TOKENS: [&str; 3] = ["wrong-token-123", "good-token-456", "tok-werift-789"];
+
+/// `mado run` with `config`; returns the child and its HTTP base URL.
+pub fn start_mado(config: &str, dir: &std::path::Path) -> (Child, String) {
+    let path = dir.join("mado.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = crate::common::mado()
+        .env("MADO_LOG", "info")
+        .args(["run", "--source", "testpattern", "--size", "320x240"])
+        .args(["--listen", "127.0.0.1:0", "--udp-port", "0", "--config"])
+        .arg(&path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting mado run");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("mado run exited early").unwrap();
+        if let Some(rest) = line.strip_prefix("mado: listening on ") {
+            break rest.trim_end_matches('/').to_owned();
+        }
+    };
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            assert!(
+                !line.contains("wrong-token-123") && !line.contains("good-token-456"),
+                "a token was logged: {line}"
+            );
+        }
+    });
+    (child, base)
+}
+
+pub fn status(base: &str) -> (String, serde_json::Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let body = agent
+        .get(format!("{base}/api/status"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let json = serde_json::from_str(&body).unwrap();
+    (body, json)
+}
+
+pub fn endpoint_state(json: &serde_json::Value, name: &str) -> String {
+    let endpoints = json["publish"].as_array().expect("a publish list");
+    let endpoint = endpoints
+        .iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("{name} in {json}"));
+    endpoint["state"].as_str().unwrap().to_owned()
+}
+
+pub fn stop(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Sends SIGTERM and waits (at most 10 s) for the exit.
+pub fn terminate(child: &mut Child) -> ExitStatus {
+    // SAFETY: kill(2) with the pid of a child this test started and has not reaped.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            return exit;
+        }
+        assert!(Instant::now() < deadline, "mado did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
