@@ -1,0 +1,195 @@
+// A remote viewer through Janus: subscribes to the VideoRoom feed over
+// Janus's HTTP API (signalling from node), receives and decodes the AV1 in
+// headless Chromium, and reads each encoded frame's metadata with the
+// dashboard's decoder (appliance/web/meta.js) in an encoded-frame transform.
+// When the stream stops (Janus gone) it tears down and joins again, every
+// second, until it gets frames.
+//
+// With a mado dashboard URL as well, a second page watches mado directly
+// over the LAN (WHEP), and mado's publish state is read from its status API.
+//
+// Usage: node janus-viewer.mjs JANUS_URL ROOM SECONDS [MADO_URL]
+// Prints `stats JSON` every second: totals since the start (`decoded` and
+// the metadata counts through Janus, `lan` frames decoded on the LAN page,
+// `publish` mado's endpoint state).
+
+import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const [janusUrl, room, seconds, madoUrl] = [
+  process.argv[2],
+  Number(process.argv[3] ?? 1234),
+  Number(process.argv[4] ?? 30),
+  process.argv[5],
+];
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const metaJs = readFileSync(new URL('../../web/meta.js', import.meta.url), 'utf8');
+
+let tx = 0;
+async function janus(path, body) {
+  const response = await fetch(`${janusUrl}${path}`, {
+    method: body ? 'POST' : 'GET',
+    headers: body ? { 'content-type': 'application/json' } : {},
+    body: body ? JSON.stringify({ transaction: `t${++tx}`, ...body }) : undefined,
+    signal: AbortSignal.timeout(5000),
+  });
+  const json = await response.json();
+  if (json.janus === 'error') throw new Error(`janus: ${JSON.stringify(json.error)}`);
+  return json;
+}
+
+/** One subscription: returns the JSEP offer Janus made, with session and handle. */
+async function subscribe() {
+  const session = (await janus('', { janus: 'create' })).data.id;
+  const handle = (await janus(`/${session}`, { janus: 'attach', plugin: 'janus.plugin.videoroom' })).data.id;
+  const list = await janus(`/${session}/${handle}`, { janus: 'message', body: { request: 'listparticipants', room } });
+  const feed = list.plugindata?.data?.participants?.find((p) => p.publisher);
+  if (!feed) throw new Error('no publisher in the room yet');
+  await janus(`/${session}/${handle}`, {
+    janus: 'message',
+    body: { request: 'join', ptype: 'subscriber', room, streams: [{ feed: feed.id }] },
+  });
+  for (let i = 0; i < 10; i++) {
+    const event = await janus(`/${session}?maxev=1&rid=${Date.now()}`);
+    if (event.jsep) return { session, handle, offer: event.jsep };
+  }
+  throw new Error('no offer from Janus');
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'publish-chromium-'));
+const context = await chromium.launchPersistentContext(dir, {
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'],
+});
+const page = context.pages()[0] ?? (await context.newPage());
+await page.setContent('<html><body><video autoplay muted playsinline></video></body></html>');
+await page.addScriptTag({ type: 'module', content: `${metaJs}\nwindow.findInTemporalUnit = findInTemporalUnit;` });
+await page.waitForFunction(() => typeof window.findInTemporalUnit === 'function');
+await page.evaluate(() => {
+  window.totals = { frames: 0, withMeta: 0, own: 0, withDetections: 0, errors: 0 };
+  window.connect = async (offer) => {
+    if (window.pc) window.pc.close();
+    const pc = new RTCPeerConnection({ encodedInsertableStreams: true });
+    window.pc = pc;
+    window.session = { frames: 0, withMeta: 0 };
+    // A live camera track makes Chromium name its decoder and gather as a browser does.
+    try {
+      const cam = await navigator.mediaDevices.getUserMedia({ video: true });
+      window.keepAlive = cam;
+    } catch {}
+    pc.ontrack = (event) => {
+      if (event.track.kind !== 'video') return;
+      document.querySelector('video').srcObject = new MediaStream([event.track]);
+      const { readable, writable } = event.receiver.createEncodedStreams();
+      readable
+        .pipeThrough(new TransformStream({
+          transform(frame, controller) {
+            const t = window.totals;
+            t.frames++;
+            window.session.frames++;
+            try {
+              const meta = window.findInTemporalUnit(new Uint8Array(frame.data));
+              if (meta) {
+                t.withMeta++;
+                window.session.withMeta++;
+                if (meta.detections) t.withDetections++;
+                // Janus rewrites RTP timestamps by a constant per session: each
+                // frame's capture time keeps the same offset from its timestamp.
+                const rtp = Number((BigInt(meta.capture_us) * 9n) / 100n) % 2 ** 32;
+                const offset = (frame.getMetadata().rtpTimestamp - rtp + 2 ** 32) % 2 ** 32;
+                window.session.offset ??= offset;
+                if (offset === window.session.offset) t.own++;
+              }
+            } catch {
+              t.errors++;
+            }
+            controller.enqueue(frame);
+          },
+        }))
+        .pipeTo(writable);
+    };
+    await pc.setRemoteDescription(offer);
+    await pc.setLocalDescription(await pc.createAnswer());
+    await new Promise((resolve) => {
+      if (pc.iceGatheringState === 'complete') return resolve();
+      pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && resolve();
+      setTimeout(resolve, 2000);
+    });
+    return { type: 'answer', sdp: pc.localDescription.sdp };
+  };
+  window.decoded = async () => {
+    if (!window.pc) return 0;
+    let n = 0;
+    (await window.pc.getStats()).forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') n = s.framesDecoded ?? 0;
+    });
+    return n;
+  };
+});
+
+let lan = null;
+if (madoUrl) {
+  lan = await context.newPage();
+  await lan.goto(madoUrl);
+}
+
+async function madoState() {
+  try {
+    const status = await (await fetch(`${madoUrl}api/status`, { signal: AbortSignal.timeout(2000) })).json();
+    return status.publish?.[0]?.state ?? null;
+  } catch {
+    return null;
+  }
+}
+
+const start = Date.now();
+let current = null;
+let decodedBefore = 0;
+let lastFrames = 0;
+let quietSince = Date.now();
+let joins = 0;
+while (Date.now() - start < seconds * 1000) {
+  if (!current) {
+    try {
+      const sub = await subscribe();
+      const answer = await page.evaluate((offer) => window.connect(offer), sub.offer);
+      await janus(`/${sub.session}/${sub.handle}`, { janus: 'message', body: { request: 'start', room }, jsep: answer });
+      current = sub;
+      joins++;
+      quietSince = Date.now();
+    } catch (e) {
+      console.log(`join failed: ${e.message}`);
+    }
+  }
+  await sleep(1000);
+  const totals = await page.evaluate(() => window.totals);
+  const decoded = current ? await page.evaluate(() => window.decoded()) : 0;
+  if (totals.frames > lastFrames) quietSince = Date.now();
+  lastFrames = totals.frames;
+  const extra = {};
+  if (lan) {
+    extra.lan = (await lan.evaluate(() => window.madoTest.refresh())).framesDecoded;
+    extra.publish = await madoState();
+  }
+  const line = { t: (Date.now() - start) / 1000, joins, decoded: decodedBefore + decoded, ...totals, ...extra };
+  console.log(`stats ${JSON.stringify(line)}`);
+  if (!current) continue;
+  try {
+    await janus(`/${current.session}`, { janus: 'keepalive' });
+  } catch {
+    quietSince = 0; // Janus is gone
+  }
+  if (Date.now() - quietSince > 3000) {
+    console.log('stream stopped: joining again');
+    decodedBefore += decoded;
+    await page.evaluate(() => window.pc && window.pc.close());
+    current = null;
+  }
+}
+await context.close();
+rmSync(dir, { recursive: true, force: true });
