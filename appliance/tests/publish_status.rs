@@ -9,15 +9,11 @@ mod support;
 #[path = "publish/tiny_http.rs"]
 mod tiny_http;
 
-use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mado::meta::FrameMeta;
-use str0m::change::SdpOffer;
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Input, Output, Rtc};
-use support::{endpoint_state, start_mado, status, stop};
+use support::{endpoint_state, start_mado, status, stop, WhipPeer};
 use tiny_http::TinyHttp;
 
 #[test]
@@ -133,60 +129,9 @@ fn each_failure_shows_its_state_and_is_retried_as_the_server_asks() {
     assert!(http.requests_to("POST", "/whip/off").is_empty());
 }
 
-/// A WHIP server over real UDP: a str0m ICE-lite peer per POST, collecting frames.
-struct WhipPeer {
-    frames: Arc<Mutex<Vec<Vec<u8>>>>,
-}
-
-impl WhipPeer {
-    fn answer(&self, offer: &str) -> String {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
-        let addr: SocketAddr = socket.local_addr().unwrap();
-        let mut rtc = Rtc::builder()
-            .set_ice_lite(true)
-            .clear_codecs()
-            .enable_av1(true)
-            .build(Instant::now());
-        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
-        let answer = rtc
-            .sdp_api()
-            .accept_offer(SdpOffer::from_sdp_string(offer).unwrap())
-            .unwrap();
-        let frames = self.frames.clone();
-        std::thread::spawn(move || {
-            let mut buf = vec![0u8; 2048];
-            let end = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < end && rtc.is_alive() {
-                loop {
-                    match rtc.poll_output() {
-                        Ok(Output::Timeout(_)) | Err(_) => break,
-                        Ok(Output::Transmit(t)) => {
-                            let _ = socket.send_to(&t.contents, t.destination);
-                        }
-                        Ok(Output::Event(Event::MediaData(d))) => frames.lock().unwrap().push(d.data.to_vec()),
-                        Ok(Output::Event(_)) => {}
-                    }
-                }
-                let input = match socket.recv_from(&mut buf) {
-                    Ok((n, source)) => Input::Receive(
-                        Instant::now(),
-                        Receive::new(Protocol::Udp, source, addr, &buf[..n]).unwrap(),
-                    ),
-                    Err(_) => Input::Timeout(Instant::now()),
-                };
-                let _ = rtc.handle_input(input);
-            }
-        });
-        answer.to_sdp_string()
-    }
-}
-
 #[test]
 fn publishes_every_frame_with_metadata_and_deletes_the_session_on_sigterm() {
-    let peer = Arc::new(WhipPeer {
-        frames: Arc::new(Mutex::new(Vec::new())),
-    });
+    let peer = Arc::new(WhipPeer::default());
     let server = peer.clone();
     let http = TinyHttp::start(move |request| match (request.method.as_str(), request.path.as_str()) {
         // The endpoint moved: the offer and token must follow the redirect.

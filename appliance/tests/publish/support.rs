@@ -3,8 +3,14 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use str0m::change::SdpOffer;
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
 
 /// Tokens the tests use; none may ever appear in mado's log.
 pub const TOKENS: [&str; 3] = ["wrong-token-123", "good-token-456", "tok-werift-789"];
@@ -77,5 +83,55 @@ pub fn terminate(child: &mut Child) -> ExitStatus {
         }
         assert!(Instant::now() < deadline, "mado did not exit after SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A WHIP server over real UDP: a str0m ICE-lite peer per POST, collecting frames.
+#[derive(Default)]
+pub struct WhipPeer {
+    pub frames: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl WhipPeer {
+    pub fn answer(&self, offer: &str) -> String {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+        let addr: SocketAddr = socket.local_addr().unwrap();
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .clear_codecs()
+            .enable_av1(true)
+            .build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(SdpOffer::from_sdp_string(offer).unwrap())
+            .unwrap();
+        let frames = self.frames.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 2048];
+            let end = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < end && rtc.is_alive() {
+                loop {
+                    match rtc.poll_output() {
+                        Ok(Output::Timeout(_)) | Err(_) => break,
+                        Ok(Output::Transmit(t)) => {
+                            let _ = socket.send_to(&t.contents, t.destination);
+                        }
+                        Ok(Output::Event(Event::MediaData(d))) => frames.lock().unwrap().push(d.data.to_vec()),
+                        Ok(Output::Event(_)) => {}
+                    }
+                }
+                let input = match socket.recv_from(&mut buf) {
+                    Ok((n, source)) => Input::Receive(
+                        Instant::now(),
+                        Receive::new(Protocol::Udp, source, addr, &buf[..n]).unwrap(),
+                    ),
+                    Err(_) => Input::Timeout(Instant::now()),
+                };
+                let _ = rtc.handle_input(input);
+            }
+        });
+        answer.to_sdp_string()
     }
 }

@@ -1,5 +1,6 @@
 //! A tiny HTTP/1.1 server for the publish tests: one thread per connection,
 //! every request logged, the answer chosen by the test.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
