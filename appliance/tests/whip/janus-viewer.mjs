@@ -8,6 +8,10 @@
 // With a mado dashboard URL as well, a second page watches mado directly
 // over the LAN (WHEP), and mado's publish state is read from its status API.
 //
+// Both ways it also times each frame from its capture (the metadata's
+// capture_us, mado's wall clock on the same machine) to its arrival in the
+// browser's encoded-frame transform, before decoding: `latency` in the stats.
+//
 // Usage: node janus-viewer.mjs JANUS_URL ROOM SECONDS [MADO_URL]
 // Prints `stats JSON` every second: totals since the start (`decoded` and
 // the metadata counts through Janus, `lan` frames decoded on the LAN page,
@@ -72,6 +76,44 @@ await page.addScriptTag({ type: 'module', content: `${metaJs}\nwindow.findInTemp
 await page.waitForFunction(() => typeof window.findInTemporalUnit === 'function');
 await page.evaluate(() => {
   window.totals = { frames: 0, withMeta: 0, own: 0, withDetections: 0, errors: 0 };
+  window.lat = { janus: [], lan: [] };
+  const now = () => performance.timeOrigin + performance.now();
+  window.latencies = () => {
+    const summary = (all) => {
+      const v = all.slice(-300).sort((a, b) => a - b);
+      if (!v.length) return null;
+      const at = (q) => Math.round(v[Math.min(v.length - 1, Math.floor(q * v.length))] * 10) / 10;
+      return { median: at(0.5), p95: at(0.95), n: v.length };
+    };
+    return { janus: summary(window.lat.janus), lan: summary(window.lat.lan) };
+  };
+  // A second, plain WHEP session straight to mado, timed the same way.
+  window.connectLan = async () => {
+    const pc = new RTCPeerConnection({ encodedInsertableStreams: true });
+    window.lanPc = pc;
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.ontrack = (event) => {
+      const { readable, writable } = event.receiver.createEncodedStreams();
+      readable
+        .pipeThrough(new TransformStream({
+          transform(frame, controller) {
+            try {
+              const meta = window.findInTemporalUnit(new Uint8Array(frame.data));
+              if (meta) window.lat.lan.push(now() - Number(meta.capture_us) / 1000);
+            } catch {}
+            controller.enqueue(frame);
+          },
+        }))
+        .pipeTo(writable);
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise((resolve) => {
+      if (pc.iceGatheringState === 'complete') return resolve();
+      pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && resolve();
+      setTimeout(resolve, 2000);
+    });
+    return pc.localDescription.sdp;
+  };
   window.connect = async (offer) => {
     if (window.pc) window.pc.close();
     const pc = new RTCPeerConnection({ encodedInsertableStreams: true });
@@ -95,6 +137,7 @@ await page.evaluate(() => {
             try {
               const meta = window.findInTemporalUnit(new Uint8Array(frame.data));
               if (meta) {
+                window.lat.janus.push(now() - Number(meta.capture_us) / 1000);
                 t.withMeta++;
                 window.session.withMeta++;
                 if (meta.detections) t.withDetections++;
@@ -136,6 +179,14 @@ let lan = null;
 if (madoUrl) {
   lan = await context.newPage();
   await lan.goto(madoUrl);
+  const offer = await page.evaluate(() => window.connectLan());
+  const response = await fetch(`${madoUrl}whep`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/sdp' },
+    body: offer,
+  });
+  const answer = await response.text();
+  await page.evaluate((sdp) => window.lanPc.setRemoteDescription({ type: 'answer', sdp }), answer);
 }
 
 async function madoState() {
@@ -176,6 +227,7 @@ while (Date.now() - start < seconds * 1000) {
     extra.lan = (await lan.evaluate(() => window.madoTest.refresh())).framesDecoded;
     extra.publish = await madoState();
   }
+  extra.latency = await page.evaluate(() => window.latencies());
   const line = { t: (Date.now() - start) / 1000, joins, decoded: decodedBefore + decoded, ...totals, ...extra };
   console.log(`stats ${JSON.stringify(line)}`);
   if (!current) continue;
