@@ -3,8 +3,9 @@
 //! namespaces joined by a veth pair (Janus gathers no candidates on loopback
 //! alone). A headless Chromium subscribes through Janus's HTTP API, decodes
 //! the AV1 and reads every frame's metadata with the dashboard's decoder
-//! (`tests/whip/janus-viewer.mjs`), while a second page watches mado over the
-//! LAN. Janus is then killed and started again: mado publishes again by
+//! (`tests/whip/janus-viewer.mjs`) and runs the dashboard's frame-exact
+//! overlay check on every picture, while a second page watches mado over the
+//! LAN with the same check. Janus is then killed and started again: mado publishes again by
 //! itself, the remote viewer decodes again, and the LAN viewer never stops.
 
 use std::io::{BufRead, BufReader};
@@ -281,6 +282,15 @@ fn janus_relays_every_frame_with_metadata_and_mado_publishes_again_after_janus_r
         "each frame's own metadata: {first}"
     );
     assert_eq!(first["publish"], "live");
+    // The frame-exact overlay check passes through Janus as on the LAN.
+    for key in ["overlay", "lanOverlay"] {
+        let (checked, hits) = (count(&first[key], "checked"), count(&first[key], "hits"));
+        assert!(checked >= 30, "{key}: only {checked} pictures checked: {first}");
+        assert!(
+            hits * 100 >= checked * 95,
+            "{key}: box on the target in {hits} of {checked}: {first}"
+        );
+    }
     // Not asserted: capture to arrival in the browser (before decoding),
     // through Janus and straight from mado, median and p95 in ms.
     println!(

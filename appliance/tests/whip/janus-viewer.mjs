@@ -8,6 +8,11 @@
 // With a mado dashboard URL as well, a second page watches mado directly
 // over the LAN (WHEP), and mado's publish state is read from its status API.
 //
+// The dashboard's frame-exact overlay check (web/check.js) runs on every
+// picture shown through Janus: the frame number the test pattern spells in
+// the picture must be its metadata's, and the target box on the red square
+// (`overlay`); the LAN page runs the same check (`?check=overlay`, `lanOverlay`).
+//
 // Both ways it also times each frame from its capture (the metadata's
 // capture_us, mado's wall clock on the same machine) to its arrival in the
 // browser's encoded-frame transform, before decoding: `latency` in the stats.
@@ -30,6 +35,7 @@ const [janusUrl, room, seconds, madoUrl] = [
 ];
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const metaJs = readFileSync(new URL('../../web/meta.js', import.meta.url), 'utf8');
+const checkJs = readFileSync(new URL('../../web/check.js', import.meta.url), 'utf8');
 
 let tx = 0;
 async function janus(path, body) {
@@ -72,11 +78,48 @@ const context = await chromium.launchPersistentContext(dir, {
 });
 const page = context.pages()[0] ?? (await context.newPage());
 await page.setContent('<html><body><video autoplay muted playsinline></video></body></html>');
-await page.addScriptTag({ type: 'module', content: `${metaJs}\nwindow.findInTemporalUnit = findInTemporalUnit;` });
-await page.waitForFunction(() => typeof window.findInTemporalUnit === 'function');
+await page.addScriptTag({ type: 'module', content: `${metaJs}\nObject.assign(window, { findInTemporalUnit, boxToPixels });` });
+await page.addScriptTag({
+  type: 'module',
+  content: `${checkJs}\nObject.assign(window, { findRed, readSeqStrip, boxOnRed });`,
+});
+await page.waitForFunction(() => typeof window.findInTemporalUnit === 'function' && typeof window.boxOnRed === 'function');
 await page.evaluate(() => {
   window.totals = { frames: 0, withMeta: 0, own: 0, withDetections: 0, errors: 0 };
   window.lat = { janus: [], lan: [] };
+  window.metaByRtp = new Map();
+  window.overlay = { checked: 0, hits: 0, otherFrame: 0, unreadable: 0, noMeta: 0 };
+  const canvas = document.createElement('canvas');
+  const ctx = canvas.getContext('2d', { willReadFrequently: true });
+  const video = document.querySelector('video');
+  const onFrame = (_, md) => {
+    video.requestVideoFrameCallback(onFrame);
+    const o = window.overlay;
+    const meta = window.metaByRtp.get(md.rtpTimestamp);
+    if (!meta) {
+      o.noMeta++;
+      return;
+    }
+    const [w, h] = [md.width, md.height];
+    if (canvas.width !== w || canvas.height !== h) [canvas.width, canvas.height] = [w, h];
+    ctx.drawImage(video, 0, 0, w, h);
+    const data = ctx.getImageData(0, 0, w, h).data;
+    const red = window.findRed(data, w, h);
+    const shown = window.readSeqStrip(data, w);
+    if (!red || shown === null) {
+      o.unreadable++;
+      return;
+    }
+    // drawImage() may already hold a newer picture than this callback's.
+    if (shown !== Number(BigInt(meta.seq) & 0xffffn)) {
+      o.otherFrame++;
+      return;
+    }
+    o.checked++;
+    const target = meta.detections?.items.find((d) => d.label === 'target');
+    if (target && window.boxOnRed(window.boxToPixels(target.box, w, h), red).hit) o.hits++;
+  };
+  video.requestVideoFrameCallback(onFrame);
   const now = () => performance.timeOrigin + performance.now();
   window.latencies = () => {
     const summary = (all) => {
@@ -138,6 +181,8 @@ await page.evaluate(() => {
               const meta = window.findInTemporalUnit(new Uint8Array(frame.data));
               if (meta) {
                 window.lat.janus.push(now() - Number(meta.capture_us) / 1000);
+                window.metaByRtp.set(frame.getMetadata().rtpTimestamp, meta);
+                if (window.metaByRtp.size > 300) window.metaByRtp.delete(window.metaByRtp.keys().next().value);
                 t.withMeta++;
                 window.session.withMeta++;
                 if (meta.detections) t.withDetections++;
@@ -178,7 +223,7 @@ await page.evaluate(() => {
 let lan = null;
 if (madoUrl) {
   lan = await context.newPage();
-  await lan.goto(madoUrl);
+  await lan.goto(`${madoUrl}?check=overlay`);
   const offer = await page.evaluate(() => window.connectLan());
   const response = await fetch(`${madoUrl}whep`, {
     method: 'POST',
@@ -224,10 +269,13 @@ while (Date.now() - start < seconds * 1000) {
   lastFrames = totals.frames;
   const extra = {};
   if (lan) {
-    extra.lan = (await lan.evaluate(() => window.madoTest.refresh())).framesDecoded;
+    const snapshot = await lan.evaluate(() => window.madoTest.refresh());
+    extra.lan = snapshot.framesDecoded;
+    extra.lanOverlay = { checked: snapshot.overlay.checked, hits: snapshot.overlay.hits };
     extra.publish = await madoState();
   }
   extra.latency = await page.evaluate(() => window.latencies());
+  extra.overlay = await page.evaluate(() => window.overlay);
   const line = { t: (Date.now() - start) / 1000, joins, decoded: decodedBefore + decoded, ...totals, ...extra };
   console.log(`stats ${JSON.stringify(line)}`);
   if (!current) continue;
