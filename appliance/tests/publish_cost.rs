@@ -7,6 +7,8 @@
 //!
 //! `cargo test -p mado --test publish_cost -- --ignored --nocapture`
 
+#![allow(clippy::disallowed_methods)] // reason: these tests drive real processes in real time, like the shell
+
 mod common;
 #[path = "publish/support.rs"]
 mod support;

@@ -8,6 +8,8 @@
 //! LAN with the same check. Janus is then killed and started again: mado publishes again by
 //! itself, the remote viewer decodes again, and the LAN viewer never stops.
 
+#![allow(clippy::disallowed_methods)] // reason: these tests drive real processes in real time, like the shell
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

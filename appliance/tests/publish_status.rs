@@ -3,6 +3,8 @@
 //! str0m WHIP server over real UDP that gets every frame with its metadata,
 //! and the session deleted when `mado` gets SIGTERM.
 
+#![allow(clippy::disallowed_methods)] // reason: these tests drive real processes in real time, like the shell
+
 mod common;
 #[path = "publish/support.rs"]
 mod support;

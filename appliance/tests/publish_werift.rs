@@ -4,6 +4,8 @@
 //! dashboard's decoder; a PLI from werift brings a keyframe; SIGTERM deletes
 //! the session.
 
+#![allow(clippy::disallowed_methods)] // reason: these tests drive real processes in real time, like the shell
+
 mod common;
 #[path = "publish/support.rs"]
 mod support;

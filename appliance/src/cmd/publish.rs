@@ -51,12 +51,9 @@ pub struct Publishing {
 
 impl Publishing {
     /// One publisher per enabled endpoint; a token file that cannot be read is an error.
-    pub fn new(
-        config: &PublishConfig,
-        candidates: Vec<SocketAddr>,
-        pacing_kbps: u32,
-        now: Instant,
-    ) -> anyhow::Result<Self> {
+    pub fn new(config: &PublishConfig, candidates: Vec<SocketAddr>, pacing_kbps: u32) -> anyhow::Result<Self> {
+        #[allow(clippy::disallowed_methods)] // reason: the shell owns the clock
+        let now = Instant::now();
         let mut endpoints = Vec::new();
         for (index, endpoint) in config.endpoints.iter().enumerate() {
             let name = match endpoint.name.as_str() {
@@ -149,7 +146,7 @@ impl Publishing {
         #[allow(clippy::disallowed_methods)] // reason: the shell owns the clock
         let now = Instant::now();
         self.close(now);
-        self.flush(now, hub, sockets, ex);
+        self.flush(hub, sockets, ex);
         let deadline = now + DELETE_GRACE;
         while self.deleting() {
             let answer = futures_lite::FutureExt::or(async { self.answers.recv().await.ok() }, async {
@@ -207,7 +204,9 @@ impl Publishing {
 
     /// Carries out what the publishers asked for; returns the bytes sent.
     /// Keyframe requests go through the hub's rate limit.
-    pub fn flush(&mut self, now: Instant, hub: &mut Hub, sockets: &MediaSockets, ex: &smol::Executor<'static>) -> u64 {
+    pub fn flush(&mut self, hub: &mut Hub, sockets: &MediaSockets, ex: &smol::Executor<'static>) -> u64 {
+        #[allow(clippy::disallowed_methods)] // reason: the shell owns the clock
+        let now = Instant::now();
         let mut sent = 0;
         for (endpoint, publisher) in self.endpoints.iter_mut().enumerate() {
             while let Some(output) = publisher.poll_output() {

@@ -53,12 +53,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let http_addr = listener.local_addr()?;
     tracing::info!("dashboard on http://{http_addr}/, media on {:?}", hub_config.candidates);
     eprintln!("mado: listening on http://{http_addr}/");
-    let publishing = Publishing::new(
-        &config.publish,
-        hub_config.candidates.clone(),
-        pacing_kbps,
-        Instant::now(),
-    )?;
+    let publishing = Publishing::new(&config.publish, hub_config.candidates.clone(), pacing_kbps)?;
     let hub = Hub::new(hub_config, fastrand::u64(..));
 
     let ex = Arc::new(smol::Executor::new());
@@ -223,9 +218,7 @@ impl Driver<'_> {
     }
 
     fn flush(&mut self) {
-        self.sent_bytes += self
-            .publishing
-            .flush(Instant::now(), &mut self.hub, &self.sockets, &self.ex);
+        self.sent_bytes += self.publishing.flush(&mut self.hub, &self.sockets, &self.ex);
         while let Some(output) = self.hub.poll_output() {
             match output {
                 HubOutput::Transmit {
