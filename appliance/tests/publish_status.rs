@@ -60,6 +60,7 @@ fn each_failure_shows_its_state_and_is_retried_as_the_server_asks() {
     std::thread::sleep(Duration::from_secs(4));
     let (body, json) = status(&base);
     stop(child);
+    support::check_log(dir.path());
 
     assert_eq!(
         json["publish"].as_array().map(Vec::len),
@@ -194,4 +195,5 @@ fn publishes_every_frame_with_metadata_and_deletes_the_session_on_sigterm() {
     let deletes = http.requests_to("DELETE", "/whip/v2/resource/1");
     assert_eq!(deletes.len(), 1, "{:?}", http.requests());
     assert_eq!(deletes[0].header("authorization"), Some("Bearer good-token-456"));
+    support::check_log(dir.path());
 }

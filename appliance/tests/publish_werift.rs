@@ -106,5 +106,6 @@ fn werift_gets_every_frame_with_its_own_metadata_and_a_keyframe_on_pli() {
 
     assert!(terminate(&mut mado).success());
     assert_eq!(next("deleted ", 5), "/whip/session/1");
+    support::check_log(dir.path());
     drop(node);
 }
