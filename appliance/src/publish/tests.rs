@@ -606,3 +606,41 @@ fn consent_lost_mid_stream_publishes_again_by_itself() {
         .collect();
     assert_eq!(seqs, (30..sent as u64).collect::<Vec<_>>());
 }
+
+#[test]
+fn an_uplink_narrower_than_the_stream_gets_the_base_layer_only() {
+    let stream = encoded_stream(60);
+    assert!(
+        stream.iter().any(|f| f.temporal_layer > 0),
+        "the test stream has two layers"
+    );
+    let mut net = Net::new(URL, vec![Reply::Answer { location: "/r/1" }]);
+    net.run_until(2 * S, 5 * MS, Net::live).expect("live");
+    for frame in &stream[..30] {
+        net.send(frame);
+    }
+    let link = net.publisher.link_report().expect("a link estimate");
+    // The encoder now targets far more than this uplink's estimate.
+    net.publisher.set_stream_kbps(link.estimate_kbps * 4);
+    let before = net.server.received.len();
+    for frame in &stream[30..] {
+        net.send(frame);
+    }
+    net.advance(200 * MS);
+    let layers: Vec<u8> = net.server.received[before..]
+        .iter()
+        .map(|d| {
+            let seq = FrameMeta::find_in_temporal_unit(&d.data).unwrap().unwrap().seq;
+            stream.iter().find(|f| f.info.seq == seq).unwrap().temporal_layer
+        })
+        .collect();
+    assert!(layers.len() >= 14, "{layers:?}");
+    assert!(layers.iter().all(|&l| l == 0), "only the base layer: {layers:?}");
+    // And back: a stream the link can carry goes out whole again.
+    net.publisher.set_stream_kbps(link.estimate_kbps / 4);
+    let before = net.server.received.len();
+    for frame in &stream[..10] {
+        net.send(frame);
+    }
+    assert!(net.server.received.len() - before >= 9, "every frame again");
+}
