@@ -82,6 +82,8 @@ pub struct Config {
     pub detect: DetectConfig,
     /// `[adapt]`: bandwidth adaptation.
     pub adapt: AdaptConfig,
+    /// `[publish]`: WHIP endpoints (cloud SFUs) to push the stream to.
+    pub publish: crate::publish::PublishConfig,
 }
 
 /// Bandwidth adaptation: the encoder follows the viewers' links (libaom; with

@@ -17,5 +17,6 @@ pub mod frame;
 pub mod live;
 pub mod meta;
 pub mod pipeline;
+pub mod publish;
 pub mod scale;
 pub mod source;

@@ -6,6 +6,7 @@ pub mod cameras;
 mod http;
 pub mod inspect;
 mod media_socket;
+mod publish;
 pub mod record;
 pub mod run;
 mod status;

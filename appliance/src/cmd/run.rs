@@ -20,6 +20,7 @@ use mado::pipeline::{Pace, Pipeline, StatsSnapshot};
 
 use super::http::{self, Command, HttpState};
 use super::media_socket::{media_addresses, Datagram, Intake, KnownSources, MediaSockets};
+use super::publish::{PublishWake, Publishing};
 use super::status::{CameraState, EncoderStatus, Status};
 
 const STATUS_EVERY: Duration = Duration::from_secs(1);
@@ -70,6 +71,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let http_addr = listener.local_addr()?;
     tracing::info!("dashboard on http://{http_addr}/, media on {:?}", hub_config.candidates);
     eprintln!("mado: listening on http://{http_addr}/");
+    let publishing = Publishing::new(&config.publish, hub_config.candidates.clone(), pacing_kbps)?;
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no entropy for session ids: {e}"))?;
     let hub = Hub::new(hub_config, seed);
@@ -117,6 +119,8 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         follow_addresses: live.announce.is_empty(),
         intake,
         published_sources: None,
+        publishing,
+        ex: ex.clone(),
     };
     // Two threads: one runs the executor for HTTP and sockets, this one the driver.
     let (stop, stopped) = async_channel::bounded::<()>(1);
@@ -154,8 +158,12 @@ struct Driver<'a> {
     /// Re-read the interface addresses now and then (no fixed `announce`).
     follow_addresses: bool,
     intake: Intake,
-    /// The hub's generation of viewer addresses last given to the receivers.
-    published_sources: Option<u64>,
+    /// The hub's generation of viewer addresses and the publishers' count of
+    /// server addresses last given to the receivers.
+    published_sources: Option<(u64, usize)>,
+    /// WHIP endpoints fed the same frames as the viewers.
+    publishing: Publishing,
+    ex: Arc<smol::Executor<'static>>,
 }
 
 /// Everything the driver waits on besides time.
@@ -176,6 +184,7 @@ enum Wake {
     Command(Command),
     Timeout,
     PipelineEnded,
+    Publish(PublishWake),
 }
 
 /// Takes at most `limit` waiting items from `rx` without waiting; false when it is closed.
@@ -206,7 +215,8 @@ impl Driver<'_> {
                 .hub
                 .poll_timeout()
                 .map_or(next_status, |t| t.min(next_status))
-                .min(next_adapt);
+                .min(next_adapt)
+                .min(self.publishing.poll_timeout().unwrap_or(next_adapt));
             let wake = futures_lite::future::race(
                 async { inputs.known.recv().await.map_or(Wake::PipelineEnded, Wake::Datagram) },
                 async {
@@ -227,6 +237,7 @@ impl Driver<'_> {
                 },
                 async { inputs.commands.recv().await.map_or(Wake::PipelineEnded, Wake::Command) },
             ))
+            .race(async { Wake::Publish(self.publishing.wake().await) })
             .or(async {
                 smol::Timer::at(deadline).await;
                 Wake::Timeout
@@ -234,26 +245,30 @@ impl Driver<'_> {
             .await;
             let now = Instant::now();
             match wake {
-                Wake::Datagram(d) => self.hub.handle_receive(now, d.source, d.destination, &d.contents),
+                Wake::Datagram(d) => self.on_datagram(now, d),
                 Wake::Frame(frame) => self.on_frame(now, &frame),
                 Wake::Command(command) => self.on_command(now, command),
+                Wake::Publish(PublishWake::Answer(answer)) => self.publishing.handle_answer(now, answer),
+                Wake::Publish(PublishWake::Shutdown) => {
+                    tracing::info!("stopping");
+                    self.publishing.shut_down(&mut self.hub, &self.sockets, &self.ex).await;
+                    self.pipeline.stop();
+                    return Ok(());
+                }
                 Wake::Timeout => {}
                 Wake::PipelineEnded => return Ok(()),
             }
             let open = take_ready(&inputs.frames, FRAMES_PER_TURN, |f| self.on_frame(now, &f))
                 && take_ready(&inputs.commands, COMMANDS_PER_TURN, |c| self.on_command(now, c))
-                && take_ready(&inputs.known, KNOWN_PER_TURN, |d| {
-                    self.hub.handle_receive(now, d.source, d.destination, &d.contents)
-                })
-                && take_ready(&inputs.strangers, STRANGERS_PER_TURN, |d| {
-                    self.hub.handle_receive(now, d.source, d.destination, &d.contents)
-                });
+                && take_ready(&inputs.known, KNOWN_PER_TURN, |d| self.on_datagram(now, d))
+                && take_ready(&inputs.strangers, STRANGERS_PER_TURN, |d| self.on_datagram(now, d));
             if !open {
                 return Ok(());
             }
             if self.hub.poll_timeout().is_some_and(|t| t <= now) {
                 self.hub.handle_timeout(now);
             }
+            self.publishing.handle_timeout(now);
             if now >= next_adapt {
                 self.adapt(now);
                 next_adapt = now + ADAPT_EVERY;
@@ -277,9 +292,20 @@ impl Driver<'_> {
         }
     }
 
+    /// A datagram goes to the WHIP publisher it belongs to, else to the hub.
+    fn on_datagram(&mut self, now: Instant, d: Datagram) {
+        if !self
+            .publishing
+            .handle_receive(now, d.source, d.destination, &d.contents)
+        {
+            self.hub.handle_receive(now, d.source, d.destination, &d.contents);
+        }
+    }
+
     fn on_frame(&mut self, now: Instant, frame: &EncodedFrame) {
         self.egress.on_frame(now, frame);
         self.hub.handle_frame(now, frame);
+        self.publishing.handle_frame(now, frame);
     }
 
     fn on_command(&mut self, now: Instant, command: Command) {
@@ -316,19 +342,21 @@ impl Driver<'_> {
         }
     }
 
-    /// Tells the socket receivers which sources are viewers, when that changed.
+    /// Tells the socket receivers which sources are viewers or WHIP servers, when that changed.
     fn publish_sources(&mut self) {
-        let generation = self.hub.remote_addrs_generation();
+        let generation = (self.hub.remote_addrs_generation(), self.publishing.remote_addrs_count());
         if self.published_sources == Some(generation) {
             return;
         }
         if let Ok(mut sources) = self.intake.sources.write() {
             *sources = self.hub.remote_addrs().into_iter().collect();
+            sources.extend(self.publishing.remote_addrs());
             self.published_sources = Some(generation);
         }
     }
 
     fn flush(&mut self) {
+        self.sent_bytes += self.publishing.flush(&mut self.hub, &self.sockets, &self.ex);
         while let Some(output) = self.hub.poll_output() {
             match output {
                 HubOutput::Transmit {
@@ -350,7 +378,9 @@ impl Driver<'_> {
         let Some(controller) = &mut self.adapt else {
             return;
         };
-        if let Some(plan) = controller.handle_links(now, &self.hub.links()) {
+        let mut links = self.hub.links();
+        links.extend(self.publishing.link_reports());
+        if let Some(plan) = controller.handle_links(now, &links) {
             let rung = controller.rung();
             tracing::info!(
                 kbps = plan.bitrate_kbps,
@@ -361,6 +391,7 @@ impl Driver<'_> {
             self.pipeline.set_target(plan.bitrate_kbps, rung);
         }
         self.hub.set_stream_kbps(now, controller.plan().bitrate_kbps);
+        self.publishing.set_stream_kbps(controller.plan().bitrate_kbps);
     }
 
     /// Viewer counts change with every session; publish them at once.
@@ -411,6 +442,7 @@ impl Driver<'_> {
                 fps: rung.map(|r| r.fps.min(self.fps)),
             },
             links: self.hub.links(),
+            publish: self.publishing.status(now),
             inference_ms: (stats.last_inference_us > 0).then(|| stats.last_inference_us as f64 / 1000.0),
             detections_run: stats.detections_run,
             camera: match (self.source.starts_with("camera"), stats.source_lost) {

@@ -4,6 +4,7 @@
 
 use mado::adapt::LinkReport;
 use mado::live::LatencyBudget;
+use mado::publish::EndpointStatus;
 use serde::Serialize;
 
 /// The status snapshot, serialized as the `/api/status` JSON object.
@@ -43,6 +44,8 @@ pub struct Status {
     pub encoder: EncoderStatus,
     /// Each connected viewer's link.
     pub links: Vec<LinkReport>,
+    /// Each WHIP endpoint's state, bitrate, RTT and since when.
+    pub publish: Vec<EndpointStatus>,
     /// The last detector run, milliseconds; `null` before the first.
     pub inference_ms: Option<f64>,
     /// Detector runs completed.
@@ -109,6 +112,7 @@ mod tests {
                 "latency",
                 "links",
                 "max_viewers",
+                "publish",
                 "sent_kbps",
                 "server_time_us",
                 "source",

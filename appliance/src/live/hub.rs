@@ -335,6 +335,14 @@ impl Hub {
         }
     }
 
+    /// Asks for a keyframe through the same rate limit as viewers' joins and
+    /// PLI/FIR (a publish endpoint's requests come this way).
+    pub fn request_keyframe(&mut self, now: Instant) {
+        if self.keyframes.request(now) {
+            self.out.push_back(HubOutput::ForceKeyframe);
+        }
+    }
+
     /// Time has passed; `now` is at or after [`Hub::poll_timeout`].
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.keyframes.handle_timeout(now) {
