@@ -196,15 +196,25 @@ export const chromiumArgs = [
   '--disable-backgrounding-occluded-windows',
 ];
 
-/** Headless Chromium with a fresh profile. Returns {context, close()}. */
-export async function launchBrowser({ extraArgs = [] } = {}) {
+/**
+ * Chromium with a fresh profile: headless, or with `display` (an X display
+ * such as ':99') a real window of `windowSize` [w, h] at the screen's top
+ * left, with no browser chrome. Returns {context, close()}.
+ */
+export async function launchBrowser({ extraArgs = [], display = null, windowSize = [1280, 800] } = {}) {
   if (!existsSync(chromiumPath)) throw new Error(`Chromium not found at ${chromiumPath} (set CHROMIUM)`);
   const userDataDir = mkdtempSync(join(tmpdir(), 'mado-chromium-'));
+  const [ww, wh] = windowSize;
+  const windowed = display
+    ? { headless: false, env: { ...process.env, DISPLAY: display }, viewport: null }
+    : { headless: true, viewport: { width: ww, height: wh } };
+  const args = display
+    ? [...chromiumArgs.filter((a) => a !== '--headless=new'), '--kiosk', '--window-position=0,0', `--window-size=${ww},${wh}`]
+    : chromiumArgs;
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: chromiumPath,
-    headless: true,
-    args: [...chromiumArgs, ...extraArgs],
-    viewport: { width: 1280, height: 800 },
+    ...windowed,
+    args: [...args, ...extraArgs],
   });
   return {
     context,
@@ -224,6 +234,20 @@ export async function launchBrowser({ extraArgs = [] } = {}) {
  */
 export async function openDashboard(context, url, page = null) {
   const p = page || (await context.newPage());
+  if (!p.madoHooks) {
+    // The dashboard's test hooks (window.madoTest) are a module the page
+    // never loads by itself; add it to every document this page loads,
+    // reloads included.
+    await p.addInitScript(() => {
+      document.addEventListener('DOMContentLoaded', () => {
+        const s = document.createElement('script');
+        s.type = 'module';
+        s.src = '/test-hooks.js';
+        document.head.append(s);
+      });
+    });
+    p.madoHooks = true;
+  }
   p.madoErrors = [];
   p.on('pageerror', (e) => p.madoErrors.push(`pageerror: ${e.message}`));
   p.on('console', (m) => {

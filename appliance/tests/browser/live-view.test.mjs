@@ -74,8 +74,8 @@ test('live view decodes AV1 and draws each frame\'s boxes on that frame', { time
 
   const decoded = b.framesDecoded - a.framesDecoded;
   const dropped = b.framesDropped - a.framesDropped;
-  const rvfc = b.rvfcFrames - a.rvfcFrames;
-  const rvfcMeta = b.rvfcFramesWithMeta - a.rvfcFramesWithMeta;
+  const rvfc = b.shownFrames - a.shownFrames;
+  const rvfcMeta = b.shownFramesWithMeta - a.shownFramesWithMeta;
   const transformFrames = b.transformFrames - a.transformFrames;
   const transformMeta = b.transformFramesWithMeta - a.transformFramesWithMeta;
   const lat = b.latencyMs.slice(-Math.min(b.latencyMs.length, 300)).sort((x, y) => x - y);
@@ -170,8 +170,8 @@ test('the createEncodedStreams() fallback reads the metadata too', { timeout: 90
   const a = await snap(page);
   await sleep(5000);
   const b = await snap(page);
-  const rvfc = b.rvfcFrames - a.rvfcFrames;
-  const rvfcMeta = b.rvfcFramesWithMeta - a.rvfcFramesWithMeta;
+  const rvfc = b.shownFrames - a.shownFrames;
+  const rvfcMeta = b.shownFramesWithMeta - a.shownFramesWithMeta;
   const overlay = overlayBetween(a, b);
   log('createEncodedStreams:', JSON.stringify({ where: b.transformWhere, rvfc, rvfcMeta, overlay, errors: b.metaDecodeErrors }));
   assert.equal(b.transformApi, 'createEncodedStreams');
