@@ -85,10 +85,11 @@ export function redBounds(red) {
   return { x: x0, y: y0, w: q(red.xs, 0.98) - x0 + STRIDE, h: q(red.ys, 0.98) - y0 + STRIDE };
 }
 
-// The rectangle outlined in `rgb` (each channel within `tol`): the outer
-// columns holding a vertical run of that colour at least `minRun` pixels
-// long, and the outer rows holding such a horizontal run. Text in the same
-// colour (labels) makes only short runs. Null when there is no outline.
+// The rectangle outlined in `rgb` (each channel within `tol`): the bounds of
+// every run of that colour at least `minRun` pixels long, across or down.
+// Text in the same colour (labels) makes only short runs, and an edge cut
+// off by the picture's border still leaves the other three. Null when there
+// is no such run.
 export function findOutline(data, w, h, rgb, { tol = 60, minRun = 24 } = {}) {
   const [r, g, b] = rgb;
   const on = new Uint8Array(w * h);
@@ -96,21 +97,30 @@ export function findOutline(data, w, h, rgb, { tol = 60, minRun = 24 } = {}) {
     on[k] = Math.abs(data[i] - r) <= tol && Math.abs(data[i + 1] - g) <= tol && Math.abs(data[i + 2] - b) <= tol ? 1 : 0;
   }
   let [x0, x1, y0, y1] = [Infinity, -1, Infinity, -1];
+  const take = (xa, xb, ya, yb) => {
+    [x0, x1, y0, y1] = [Math.min(x0, xa), Math.max(x1, xb), Math.min(y0, ya), Math.max(y1, yb)];
+  };
   for (let y = 0; y < h; y++) {
     let run = 0;
-    for (let x = 0, k = y * w; x < w; x++, k++) {
-      run = on[k] ? run + 1 : 0;
-      if (run === minRun) [y0, y1] = [Math.min(y0, y), Math.max(y1, y)];
+    for (let x = 0, k = y * w; x <= w; x++, k++) {
+      if (x < w && on[k]) run++;
+      else {
+        if (run >= minRun) take(x - run, x - 1, y, y);
+        run = 0;
+      }
     }
   }
   for (let x = 0; x < w; x++) {
     let run = 0;
-    for (let y = 0, k = x; y < h; y++, k += w) {
-      run = on[k] ? run + 1 : 0;
-      if (run === minRun) [x0, x1] = [Math.min(x0, x), Math.max(x1, x)];
+    for (let y = 0, k = x; y <= h; y++, k += w) {
+      if (y < h && on[k]) run++;
+      else {
+        if (run >= minRun) take(x, x, y - run, y - 1);
+        run = 0;
+      }
     }
   }
-  if (x1 < 0 || y1 < 0) return null;
+  if (x1 < 0) return null;
   return { x: x0, y: y0, w: x1 - x0 + 1, h: y1 - y0 + 1 };
 }
 

@@ -62,8 +62,10 @@ function drawDetections(ctx, meta, frameW, frameH, cb) {
     const text = `${item.label} ${Math.round((item.score / NORM16_MAX) * 100)}%`;
     const tw = ctx.measureText(text).width + 8;
     // Below the box (above it would cover the top of the picture, where
-    // the test pattern spells its frame number), or inside when no room.
-    const ty = y + h + LABEL_H + 2 <= cb.y + cb.h ? y + h + 2 : y + h - LABEL_H - 2;
+    // the test pattern spells its frame number), else above, else inside.
+    const below = y + h + 2;
+    const above = y - LABEL_H - 2;
+    const ty = below + LABEL_H <= cb.y + cb.h ? below : above >= cb.y ? above : y + 2;
     ctx.fillStyle = 'rgba(0, 0, 0, 0.65)';
     ctx.fillRect(x - 1, ty, tw, LABEL_H);
     ctx.fillStyle = color;
