@@ -144,7 +144,8 @@ function onAnimationFrame(now) {
 
 async function readFrames(track) {
   if (reader) reader.cancel().catch(() => {});
-  const own = new MediaStreamTrackProcessor({ track }).readable.getReader();
+  // A queue of two: a busy page drops a frame rather than falling behind.
+  const own = new MediaStreamTrackProcessor({ track, maxBufferSize: 2 }).readable.getReader();
   reader = own;
   for (;;) {
     let next;

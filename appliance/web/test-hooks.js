@@ -32,14 +32,53 @@ function collectCaptures() {
   return Object.fromEntries(captured);
 }
 
+// Which fields of /api/status the dashboard reads: once watching, S.status
+// hands out a proxy that notes every key read (nested ones as `a.b`) and
+// those the served object lacks.
+const statusReads = { watching: false, raw: null, read: new Set(), missing: new Set() };
+
+function watched(target, prefix) {
+  return new Proxy(target, {
+    get(obj, key) {
+      const value = obj[key];
+      if (typeof key !== 'string') return value;
+      const path = prefix + key;
+      statusReads.read.add(path);
+      if (!(key in obj)) statusReads.missing.add(path);
+      return value !== null && typeof value === 'object' ? watched(value, `${path}.`) : value;
+    },
+  });
+}
+
+function watchStatusReads() {
+  if (statusReads.watching) return;
+  statusReads.watching = true;
+  statusReads.raw = S.status;
+  Object.defineProperty(S, 'status', {
+    get: () => (statusReads.raw ? watched(statusReads.raw, '') : statusReads.raw),
+    set: (v) => (statusReads.raw = v),
+  });
+}
+
+// The figures, with the served status itself rather than the watching proxy.
+function snapshot() {
+  const x = stats();
+  if (statusReads.watching) x.status = statusReads.raw;
+  return x;
+}
+
 window.madoTest = {
   /** Latest figures, synchronously (stats are polled every second). */
-  snapshot: stats,
+  snapshot,
   /** Polls getStats now, then returns the figures. */
   async refresh() {
     await pollStats();
-    return stats();
+    return snapshot();
   },
+  /** Starts noting which /api/status fields the dashboard reads. */
+  watchStatusReads,
+  /** {read, missing}: status fields read since watchStatusReads(), and those the device did not serve. */
+  statusReads: () => ({ read: [...statusReads.read].sort(), missing: [...statusReads.missing].sort() }),
   /** Captures the microphone briefly so the browser names the decoder. */
   revealDecoder,
   /** Drops the session and connects again at once. */

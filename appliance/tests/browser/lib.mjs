@@ -218,6 +218,7 @@ export async function launchBrowser({ extraArgs = [], display = null, windowSize
   });
   return {
     context,
+    userDataDir,
     async close() {
       try {
         await context.close();
@@ -350,4 +351,55 @@ function clockTicks() {
     ticks = Number(out.stdout.trim()) || 100;
   }
   return ticks;
+}
+
+/** Pids of a process and all its descendants, from /proc. */
+export function processTree(rootPid) {
+  const children = new Map();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (!children.has(ppid)) children.set(ppid, []);
+      children.get(ppid).push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out = [];
+  const todo = [rootPid];
+  while (todo.length) {
+    const pid = todo.pop();
+    out.push(pid);
+    todo.push(...(children.get(pid) || []));
+  }
+  return out;
+}
+
+/** The pid of the Chromium browser process using `userDataDir`, or null. */
+export function chromiumPid(userDataDir) {
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
+      if (cmd.includes(`--user-data-dir=${userDataDir}`) && !cmd.some((a) => a.startsWith('--type='))) return Number(name);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return null;
+}
+
+/** CPU seconds of a process tree (processes that already ended are not counted). */
+export function treeCpuSeconds(rootPid) {
+  let sum = 0;
+  for (const pid of processTree(rootPid)) {
+    try {
+      sum += cpuSeconds(pid);
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return sum;
 }
