@@ -67,6 +67,23 @@ function snapshot() {
   return x;
 }
 
+// When new frames reached the page's picture: the time of every animation
+// frame that followed a new frame, whichever path shows them.
+const presented = { on: false, times: [], seen: 0 };
+function recordPresented() {
+  if (presented.on) return;
+  presented.on = true;
+  presented.seen = S.c.shownFrames;
+  const onFrame = (now) => {
+    requestAnimationFrame(onFrame);
+    if (S.c.shownFrames !== presented.seen) {
+      presented.seen = S.c.shownFrames;
+      presented.times.push(now);
+    }
+  };
+  requestAnimationFrame(onFrame);
+}
+
 window.madoTest = {
   /** Latest figures, synchronously (stats are polled every second). */
   snapshot,
@@ -75,6 +92,10 @@ window.madoTest = {
     await pollStats();
     return snapshot();
   },
+  /** Starts noting when new frames are shown. */
+  recordPresented,
+  /** performance.now() of each animation frame that showed a new picture since recordPresented(). */
+  presented: () => presented.times.slice(),
   /** Starts noting which /api/status fields the dashboard reads. */
   watchStatusReads,
   /** {read, missing}: status fields read since watchStatusReads(), and those the device did not serve. */
