@@ -1,8 +1,10 @@
-// The dashboard's check mode (/?check=overlay), on pixels alone: where the
-// test pattern's red calibration square is, which frame number the pattern
-// spells along its top edge, and whether a box sits on the square. No DOM
-// here, so node tests it (web/test/check.test.mjs) on synthetic pictures.
-// `data` is RGBA, row by row, `w` pixels wide (ImageData.data).
+// Judging a shown picture of the test pattern on its pixels alone: where the
+// red calibration square is, which frame number the pattern spells along
+// its top edge, and where the box drawn for the square is. Used by the
+// dashboard's check mode (/?check=overlay) on what it composites and by the
+// screen-recorded test on every recorded screen frame. No DOM here, so node
+// tests it (web/test/check.test.mjs) on synthetic pictures. `data` is RGBA,
+// row by row, `w` pixels wide (ImageData.data).
 
 const STRIDE = 2;
 
@@ -44,30 +46,6 @@ export function readSeqStrip(data, w, block = Math.floor(w / 32)) {
     else if (level >= 70) return null;
   }
   return seq;
-}
-
-// Does `box` ({x, y, w, h} in pixels) sit on the red square? The centroid of
-// the red samples must be inside it, at least 80% of its samples red
-// (`cover`) and at least 70% of the red samples in it (`inside`). The square
-// moves about its own width per frame, so a box one frame off fails, while
-// a thin red sliver the encoder now and then leaves where the square was
-// does not.
-export function boxOnRed(box, red) {
-  const inBox = (x, y) => x >= box.x && x < box.x + box.w && y >= box.y && y < box.y + box.h;
-  const n = red.xs.length;
-  let sx = 0;
-  let sy = 0;
-  let inside = 0;
-  for (let k = 0; k < n; k++) {
-    sx += red.xs[k];
-    sy += red.ys[k];
-    if (inBox(red.xs[k], red.ys[k])) inside++;
-  }
-  const boxSamples = Math.max(1, Math.ceil(box.w / STRIDE) * Math.ceil(box.h / STRIDE));
-  const cover = inside / boxSamples;
-  const share = inside / n;
-  const round = (v) => Math.round(v * 1000) / 1000; // for the report only
-  return { hit: inBox(sx / n, sy / n) && cover >= 0.8 && share >= 0.7, cover: round(cover), inside: round(share) };
 }
 
 /** The box drawn for the test pattern's target: the class colour of "target". */

@@ -49,6 +49,7 @@ export const caps = {
   // drawn with its own boxes into one canvas) or `overlay` (a <video> with
   // a canvas over it, which can show the boxes a refresh late).
   compose: hasTrackProcessor && params.get('compose') !== 'overlay' ? 'composited' : 'overlay',
+  composeWhy: hasTrackProcessor ? 'asked for with ?compose=overlay' : 'this browser has no MediaStreamTrackProcessor',
 };
 if (forcedTransform === 'none' || (forcedTransform === 'createEncodedStreams' && hasEncodedStreams)) {
   caps.transformApi = forcedTransform;

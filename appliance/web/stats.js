@@ -223,7 +223,7 @@ export function renderStats(x = stats()) {
   setText('s-meta', metaText, x.metaDecodeErrors ? 'bad' : '');
   setText(
     's-compose',
-    x.compose === 'composited' ? 'boxes composited with their frame' : 'boxes may lag the picture by a frame (this browser has no MediaStreamTrackProcessor)',
+    x.compose === 'composited' ? 'composited with their frame' : `boxes may lag the picture by a frame (${x.caps.composeWhy})`,
     x.compose === 'composited' ? 'ok' : 'warn',
   );
 
