@@ -142,10 +142,20 @@ function onAnimationFrame(now) {
   }
 }
 
-async function readFrames(track) {
+async function readFrames(track, stream) {
   if (reader) reader.cancel().catch(() => {});
-  // A queue of two: a busy page drops a frame rather than falling behind.
-  const own = new MediaStreamTrackProcessor({ track, maxBufferSize: 2 }).readable.getReader();
+  let own;
+  try {
+    // A queue of two: a busy page drops a frame rather than falling behind.
+    own = new MediaStreamTrackProcessor({ track, maxBufferSize: 2 }).readable.getReader();
+  } catch (e) {
+    console.warn('MediaStreamTrackProcessor refused the track; showing it under the overlay instead', e);
+    caps.compose = 'overlay';
+    caps.composeWhy = `MediaStreamTrackProcessor failed: ${e.message || e}`;
+    startPath();
+    showTrack(track, stream);
+    return;
+  }
   reader = own;
   for (;;) {
     let next;
@@ -209,15 +219,14 @@ function onOverlayAnimationFrame() {
 /** Shows a connection's video track, composited or under the overlay. */
 export function showTrack(track, stream) {
   if (caps.compose === 'composited') {
-    readFrames(track);
+    readFrames(track, stream);
   } else {
     video.srcObject = stream;
     video.play().catch(() => {});
   }
 }
 
-/** Prepares the stage for the chosen path; call once. */
-export function startCompositor() {
+function startPath() {
   $('stage').dataset.compose = caps.compose;
   if (caps.compose === 'composited') {
     requestAnimationFrame(onAnimationFrame);
@@ -226,6 +235,11 @@ export function startCompositor() {
   } else {
     requestAnimationFrame(onOverlayAnimationFrame);
   }
+}
+
+/** Prepares the stage for the chosen path; call once. */
+export function startCompositor() {
+  startPath();
   if (typeof ResizeObserver === 'function') new ResizeObserver(() => sizeCanvas(overlay)).observe(overlay);
   $('show-boxes').onchange = () => caps.compose === 'overlay' && drawOverlay(null, 0, 0);
 }
