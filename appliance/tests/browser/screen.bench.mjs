@@ -10,9 +10,13 @@
 //    browser process tree (headless, so every page renders) over 10 s with 1
 //    and with 3 dashboards open, at 640x480; the per-viewer cost is the
 //    difference over 2, and the ratio composited / overlay is printed.
+// 3. The display path alone (displayLag in screen.mjs): how long a plain
+//    canvas takes from the page's animation frame to the recorded screen,
+//    measured before and after, so what the machine adds can be told from
+//    what the dashboard adds.
 // Prints markdown tables. Chromium shares the 2 cores with mado (and with
 // whatever else runs), so the figures include that contention.
-import { screenRun } from './screen.mjs';
+import { screenRun, displayLag } from './screen.mjs';
 import {
   startMado, launchBrowser, openDashboard, waitForDecoding, snap, sleep, log, quantile, chromiumPid, treeCpuSeconds,
 } from './lib.mjs';
@@ -75,7 +79,9 @@ async function cpuRows() {
   return rows;
 }
 
+const lagBefore = await displayLag();
 const glass = await glassRows();
+const lagAfter = await displayLag();
 const cpu = await cpuRows();
 
 console.log('\n| size | path | glass to glass on screen, median / p95 | dashboard reports, median / p95 | box on target (screen frames) | frames decoded |');
@@ -83,6 +89,7 @@ console.log('|---|---|---|---|---|---|');
 for (const r of glass) {
   console.log(`| ${r.size} | ${r.path} | ${fmt(r.g2g.median)} / ${fmt(r.g2g.p95)} ms (${r.g2g.frames} frames) | ${fmt(r.dash.median)} / ${fmt(r.dash.p95)} ms | ${fmt(r.share * 100)}% of ${r.both} | ${r.page.decoded} in ${RECORD_S} s |`);
 }
+console.log(`\ndisplay path alone (a canvas painting Date.now(), page to recorded screen): median / p95 ${fmt(lagBefore.median, 0)} / ${fmt(lagBefore.p95, 0)} ms before, ${fmt(lagAfter.median, 0)} / ${fmt(lagAfter.p95, 0)} ms after`);
 console.log('\n| path (640x480) | Chromium CPU, 1 viewer | 3 viewers | per extra viewer | frames shown per viewer |');
 console.log('|---|---|---|---|---|');
 for (const r of cpu) {

@@ -233,3 +233,53 @@ export async function screenRun({ size, seconds = 10, query = '', madoArgs = [],
     if (!keep) rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * The display path alone, without video: a page in the same window paints
+ * Date.now() as 32 black or white blocks in every animation frame, and the
+ * recording's grab times are compared with the times the screen shows. What
+ * this measures (median, p95 in ms) is Chromium plus the X server on this
+ * machine, the same for any page.
+ */
+export async function displayLag(seconds = 5) {
+  const dir = mkdtempSync(join(tmpdir(), 'mado-screen-'));
+  const xvfb = await startXvfb();
+  let browser;
+  try {
+    browser = await launchBrowser({ display: xvfb.display, windowSize: SCREEN });
+    const page = browser.context.pages()[0];
+    await page.setContent(`<body style="margin:0;background:#000"><canvas id="c" width="640" height="40"></canvas><script>
+      const ctx = document.getElementById('c').getContext('2d');
+      function paint() {
+        requestAnimationFrame(paint);
+        const t = Date.now() % 2 ** 32;
+        for (let i = 0; i < 32; i++) {
+          ctx.fillStyle = Math.floor(t / 2 ** i) % 2 ? '#fff' : '#000';
+          ctx.fillRect(i * 20, 0, 20, 40);
+        }
+      }
+      paint();
+    </script></body>`);
+    await sleep(1000);
+    const file = join(dir, 'clock.mkv');
+    const rect = { x: 0, y: 0, w: 640, h: 40 };
+    await record(xvfb.display, rect, seconds, file);
+    await browser.close();
+    browser = null;
+    const times = frameTimes(file);
+    const raw = spawnSync('ffmpeg', ['-v', 'error', '-i', file, '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-'], { maxBuffer: 1 << 30 });
+    const size = rect.w * rect.h * 3;
+    const lags = [];
+    for (let k = 0; (k + 1) * size <= raw.stdout.length && k < times.length; k++) {
+      const d = raw.stdout.subarray(k * size, (k + 1) * size);
+      let shown = 0;
+      for (let i = 0; i < 32; i++) if (d[(20 * rect.w + i * 20 + 10) * 3] > 128) shown += 2 ** i;
+      lags.push((Math.round(times[k]) % 2 ** 32) - shown);
+    }
+    return { frames: lags.length, median: quantile(lags, 0.5), p95: quantile(lags, 0.95) };
+  } finally {
+    await browser?.close();
+    await xvfb.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
