@@ -58,7 +58,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: usize = 256;
 const MAX_CONNECTIONS_PER_ADDRESS: usize = 32;
 
-/// Files of the dashboard, compiled into the binary.
+/// Files of the dashboard, compiled into the binary. The scripts are ES
+/// modules; `test-hooks.js` is served for the browser tests to inject and is
+/// imported by nothing the page loads on its own.
 const ASSETS: &[(&str, &str, &str)] = &[
     ("/", "text/html; charset=utf-8", include_str!("../../web/index.html")),
     (
@@ -70,6 +72,41 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "/app.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web/app.js"),
+    ),
+    (
+        "/state.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/state.js"),
+    ),
+    (
+        "/whep.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/whep.js"),
+    ),
+    (
+        "/compositor.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/compositor.js"),
+    ),
+    (
+        "/timeline.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/timeline.js"),
+    ),
+    (
+        "/stats.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/stats.js"),
+    ),
+    (
+        "/overlay-check.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/overlay-check.js"),
+    ),
+    (
+        "/test-hooks.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/test-hooks.js"),
     ),
     (
         "/worker.js",

@@ -54,16 +54,8 @@ try {
   browser = await launchBrowser({ extraArgs: result.netem ? [] : emulate });
   const page = await openDashboard(browser.context, `${base}/`, browser.context.pages()[0]);
   // Every presented frame's time, from the page's own clock.
-  await page.evaluate(() => {
-    const video = document.querySelector('video');
-    window.presented = [];
-    const onFrame = () => {
-      window.presented.push(performance.now());
-      video.requestVideoFrameCallback(onFrame);
-    };
-    video.requestVideoFrameCallback(onFrame);
-  });
-  await waitFor(() => page.evaluate(() => window.presented.length > 0), { timeoutMs: 30_000, message: 'a first frame' });
+  await page.evaluate(() => window.madoTest.recordPresented());
+  await waitFor(() => page.evaluate(() => window.madoTest.presented().length > 0), { timeoutMs: 30_000, message: 'a first frame' });
   const first = await page.evaluate(() => performance.now());
   const sample = async (phase) => {
     const s = await getStatus(base);
@@ -81,7 +73,7 @@ try {
     await sleep(1000);
     await sample('10mbit');
   }
-  const presented = await page.evaluate(() => window.presented);
+  const presented = await page.evaluate(() => window.madoTest.presented());
   // Longest wait between presented frames, after the first 5 s.
   let longest = 0;
   for (let i = 1; i < presented.length; i++) {

@@ -1,9 +1,9 @@
 // Real footage with the real detector: `mado run` on the street scene with
 // the SSD model (exact mode), one dashboard in Chromium. For each frame
-// Chromium shows, the page must draw over the video exactly the boxes and
+// the page composites, it must draw with that picture exactly the boxes and
 // labels of that frame's own metadata (People among them), the strokes must
-// be on the overlay's pixels, and the shown picture must be the footage
-// frame the metadata's sequence number names.
+// be on the canvas's pixels, and the picture must be the footage frame the
+// metadata's sequence number names.
 //
 // Needs target/footage/ (scripts/fetch-footage) and the LiteRT library
 // (scripts/models/fetch-runtime, or MADO_LITERT_LIB); fails saying so
@@ -31,11 +31,12 @@ let server;
 let browser;
 let page;
 
-// Installed before the dashboard's own scripts. It records, for every frame
-// requestVideoFrameCallback hands the page, the metadata the transform
-// worker posted for that RTP timestamp, every strokeRect and fillText the
-// page makes on the overlay canvas during the callback, whether the overlay's
-// pixels show each stroke, and now and then a small grey copy of the picture.
+// Installed before the dashboard's own scripts. It records, for every
+// VideoFrame the page draws into its picture canvas, the metadata the
+// transform worker posted for that frame's RTP timestamp, every strokeRect
+// and fillText the page makes on the canvas before the next frame, whether
+// the canvas's pixels show each stroke, and now and then a small grey copy
+// of the frame.
 function instrument({ thumbW, thumbH }) {
   const rec = { on: false, frames: [], meta: new Map(), drawing: null, thumbEvery: 4, sinceThumb: 0 };
   window.__madoDrawn = rec;
@@ -56,21 +57,21 @@ function instrument({ thumbW, thumbH }) {
   const proto = CanvasRenderingContext2D.prototype;
   const { strokeRect, fillText } = proto;
   proto.strokeRect = function (x, y, w, h) {
-    if (rec.drawing && this.canvas.id === 'overlay') {
+    if (rec.drawing && this.canvas.id === 'picture') {
       const t = this.getTransform();
       rec.drawing.rects.push({ x, y, w, h, color: String(this.strokeStyle), scale: t.a });
     }
     return strokeRect.call(this, x, y, w, h);
   };
   proto.fillText = function (text, ...rest) {
-    if (rec.drawing && this.canvas.id === 'overlay') rec.drawing.texts.push(String(text));
+    if (rec.drawing && this.canvas.id === 'picture') rec.drawing.texts.push(String(text));
     return fillText.call(this, text, ...rest);
   };
 
   const hex = (c) => [1, 3, 5].map((i) => parseInt(c.slice(i, i + 2), 16));
   // Does the overlay show `color` near the middle of the rectangle's left edge?
-  function painted(overlay, r) {
-    const ctx = overlay.getContext('2d');
+  function painted(canvas, r) {
+    const ctx = canvas.getContext('2d');
     const px = Math.round(r.x * r.scale);
     const py = Math.round((r.y + r.h / 2) * r.scale);
     const data = ctx.getImageData(px - 2, py - 2, 5, 5).data;
@@ -83,7 +84,7 @@ function instrument({ thumbW, thumbH }) {
   }
 
   let thumb = null;
-  function greyThumbnail(video) {
+  function greyThumbnail(frame) {
     if (!thumb) {
       const canvas = document.createElement('canvas');
       canvas.width = thumbW;
@@ -91,7 +92,7 @@ function instrument({ thumbW, thumbH }) {
       thumb = canvas.getContext('2d', { willReadFrequently: true });
       thumb.imageSmoothingQuality = 'high';
     }
-    thumb.drawImage(video, 0, 0, thumbW, thumbH);
+    thumb.drawImage(frame, 0, 0, thumbW, thumbH);
     const d = thumb.getImageData(0, 0, thumbW, thumbH).data;
     const grey = new Array(thumbW * thumbH);
     // BT.601 limited-range luma, the footage's Y plane.
@@ -101,27 +102,34 @@ function instrument({ thumbW, thumbH }) {
     return grey;
   }
 
-  const rvfc = HTMLVideoElement.prototype.requestVideoFrameCallback;
-  HTMLVideoElement.prototype.requestVideoFrameCallback = function (callback) {
-    const video = this;
-    return rvfc.call(video, (now, md) => {
-      if (!rec.on) return callback(now, md);
+  // The dashboard draws each VideoFrame into the picture canvas, then that
+  // frame's boxes and labels, all in one task: a drawing starts with the
+  // frame and ends in the microtask after it, when the strokes are checked
+  // on the canvas's pixels.
+  const finish = () => {
+    const drawing = rec.drawing;
+    if (!drawing) return;
+    rec.drawing = null;
+    const picture = document.getElementById('picture');
+    drawing.painted = drawing.rects.map((r) => painted(picture, r));
+    rec.frames.push(drawing);
+  };
+  rec.finish = finish;
+  const { drawImage } = proto;
+  proto.drawImage = function (image, ...rest) {
+    if (this.canvas.id === 'picture' && image instanceof VideoFrame && rec.on) {
+      finish();
+      const md = image.metadata();
+      const meta = rec.meta.get(md.rtpTimestamp);
       const drawing = {
         rtp: md.rtpTimestamp,
-        width: md.width,
-        height: md.height,
-        cw: video.clientWidth,
-        ch: video.clientHeight,
+        width: image.displayWidth,
+        height: image.displayHeight,
+        cw: this.canvas.clientWidth,
+        ch: this.canvas.clientHeight,
         rects: [],
         texts: [],
       };
-      rec.drawing = drawing;
-      try {
-        callback(now, md);
-      } finally {
-        rec.drawing = null;
-      }
-      const meta = rec.meta.get(md.rtpTimestamp);
       drawing.meta = meta
         ? {
             seq: String(meta.seq),
@@ -133,14 +141,14 @@ function instrument({ thumbW, thumbH }) {
             },
           }
         : null;
-      const overlay = document.getElementById('overlay');
-      drawing.painted = drawing.rects.map((r) => painted(overlay, r));
       if (meta && ++rec.sinceThumb >= rec.thumbEvery) {
         rec.sinceThumb = 0;
-        drawing.thumb = greyThumbnail(video);
+        drawing.thumb = greyThumbnail(image);
       }
-      rec.frames.push(drawing);
-    });
+      rec.drawing = drawing;
+      queueMicrotask(finish);
+    }
+    return drawImage.call(this, image, ...rest);
   };
 }
 
@@ -244,6 +252,7 @@ test('the dashboard draws the detector\'s Person boxes of each shown frame on th
     page.evaluate(() => {
       const rec = window.__madoDrawn;
       rec.on = false;
+      rec.finish();
       return rec.frames;
     }),
     page.evaluate(() => {
@@ -251,7 +260,7 @@ test('the dashboard draws the detector\'s Person boxes of each shown frame on th
         const r = document.getElementById(id).getBoundingClientRect();
         return [r.x, r.y, r.width, r.height].map(Math.round);
       };
-      return { video: box('video'), overlay: box('overlay') };
+      return { stage: box('stage'), picture: box('picture'), compose: document.getElementById('stage').dataset.compose };
     }),
     snap(page),
     getStatus(server.baseUrl),
@@ -336,7 +345,8 @@ test('the dashboard draws the detector\'s Person boxes of each shown frame on th
   assert.ok(withPerson / shown >= 0.8,
     `a Person in the metadata of only ${withPerson} of ${shown} shown frames (need 80%)`);
   assert.ok(ownResult >= 20, `only ${ownResult} shown frames carried a Person from their own detection`);
-  assert.deepEqual(layout.overlay, layout.video, 'the overlay canvas must lie exactly over the video');
+  assert.equal(layout.compose, 'composited', 'Chromium should get the composited picture');
+  assert.ok(layout.picture[2] > 0 && layout.picture[3] > 0, `the picture canvas is not shown: ${JSON.stringify(layout)}`);
   assert.equal(drawnOk, shown,
     `the overlay matched the frame's metadata on ${drawnOk} of ${shown} frames; first wrong: ${JSON.stringify(wrong)}`);
   assert.ok(strokes >= personBoxes && personBoxes > 0, `${strokes} boxes drawn for ${personBoxes} Person detections`);

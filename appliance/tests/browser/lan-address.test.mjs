@@ -55,7 +55,7 @@ test('dashboard works from a LAN address over plain HTTP (insecure context)', { 
   assert.equal(r.isSecureContext, false, `a page from http://${HOST}/ should not be a secure context`);
   assert.ok(!r.waitError, `${r.waitError}: ${JSON.stringify(brief)}`);
   assert.ok(r.framesDecoded > 30, `only ${r.framesDecoded} frames decoded from ${r.url}`);
-  assert.ok(r.rvfcFramesWithMeta > 0, `no displayed frame had metadata (transform: ${r.transformApi}, ${r.transformFramesWithMeta} frames with metadata)`);
+  assert.ok(r.shownFramesWithMeta > 0, `no displayed frame had metadata (transform: ${r.transformApi}, ${r.transformFramesWithMeta} frames with metadata)`);
   assert.equal(r.metaDecodeErrors, 0, 'metadata decode errors');
   assert.equal(r.latencyMode, 'estimate', 'latency over a LAN address must be labelled an estimate');
   assert.deepEqual(r.pageErrors, [], 'the page logged errors');

@@ -21,7 +21,7 @@ try {
   try {
     await waitFor(async () => {
       last = await snap(page);
-      return last.framesDecoded > 30 && last.rvfcFramesWithMeta > 0;
+      return last.framesDecoded > 30 && last.shownFramesWithMeta > 0;
     }, { timeoutMs: 45_000, intervalMs: 500, message: 'decoding with metadata' });
   } catch (e) {
     result.waitError = e.message;
@@ -31,8 +31,8 @@ try {
   Object.assign(result, {
     framesDecoded: last.framesDecoded,
     framesDropped: last.framesDropped,
-    rvfcFrames: last.rvfcFrames,
-    rvfcFramesWithMeta: last.rvfcFramesWithMeta,
+    shownFrames: last.shownFrames,
+    shownFramesWithMeta: last.shownFramesWithMeta,
     transformApi: last.transformApi,
     transformFramesWithMeta: last.transformFramesWithMeta,
     metaDecodeErrors: last.metaDecodeErrors,

@@ -196,18 +196,29 @@ export const chromiumArgs = [
   '--disable-backgrounding-occluded-windows',
 ];
 
-/** Headless Chromium with a fresh profile. Returns {context, close()}. */
-export async function launchBrowser({ extraArgs = [] } = {}) {
+/**
+ * Chromium with a fresh profile: headless, or with `display` (an X display
+ * such as ':99') a real window of `windowSize` [w, h] at the screen's top
+ * left, with no browser chrome. Returns {context, close()}.
+ */
+export async function launchBrowser({ extraArgs = [], display = null, windowSize = [1280, 800] } = {}) {
   if (!existsSync(chromiumPath)) throw new Error(`Chromium not found at ${chromiumPath} (set CHROMIUM)`);
   const userDataDir = mkdtempSync(join(tmpdir(), 'mado-chromium-'));
+  const [ww, wh] = windowSize;
+  const windowed = display
+    ? { headless: false, env: { ...process.env, DISPLAY: display }, viewport: null }
+    : { headless: true, viewport: { width: ww, height: wh } };
+  const args = display
+    ? [...chromiumArgs.filter((a) => a !== '--headless=new'), '--kiosk', '--window-position=0,0', `--window-size=${ww},${wh}`]
+    : chromiumArgs;
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: chromiumPath,
-    headless: true,
-    args: [...chromiumArgs, ...extraArgs],
-    viewport: { width: 1280, height: 800 },
+    ...windowed,
+    args: [...args, ...extraArgs],
   });
   return {
     context,
+    userDataDir,
     async close() {
       try {
         await context.close();
@@ -224,6 +235,20 @@ export async function launchBrowser({ extraArgs = [] } = {}) {
  */
 export async function openDashboard(context, url, page = null) {
   const p = page || (await context.newPage());
+  if (!p.madoHooks) {
+    // The dashboard's test hooks (window.madoTest) are a module the page
+    // never loads by itself; add it to every document this page loads,
+    // reloads included.
+    await p.addInitScript(() => {
+      document.addEventListener('DOMContentLoaded', () => {
+        const s = document.createElement('script');
+        s.type = 'module';
+        s.src = '/test-hooks.js';
+        document.head.append(s);
+      });
+    });
+    p.madoHooks = true;
+  }
   p.madoErrors = [];
   p.on('pageerror', (e) => p.madoErrors.push(`pageerror: ${e.message}`));
   p.on('console', (m) => {
@@ -326,4 +351,55 @@ function clockTicks() {
     ticks = Number(out.stdout.trim()) || 100;
   }
   return ticks;
+}
+
+/** Pids of a process and all its descendants, from /proc. */
+export function processTree(rootPid) {
+  const children = new Map();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (!children.has(ppid)) children.set(ppid, []);
+      children.get(ppid).push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out = [];
+  const todo = [rootPid];
+  while (todo.length) {
+    const pid = todo.pop();
+    out.push(pid);
+    todo.push(...(children.get(pid) || []));
+  }
+  return out;
+}
+
+/** The pid of the Chromium browser process using `userDataDir`, or null. */
+export function chromiumPid(userDataDir) {
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
+      if (cmd.includes(`--user-data-dir=${userDataDir}`) && !cmd.some((a) => a.startsWith('--type='))) return Number(name);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return null;
+}
+
+/** CPU seconds of a process tree (processes that already ended are not counted). */
+export function treeCpuSeconds(rootPid) {
+  let sum = 0;
+  for (const pid of processTree(rootPid)) {
+    try {
+      sum += cpuSeconds(pid);
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return sum;
 }

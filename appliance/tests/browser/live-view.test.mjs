@@ -1,6 +1,8 @@
 // One dashboard in ?check=overlay mode against the real server: AV1 decodes
-// without drops, every shown frame has its metadata, and the box drawn for a
-// frame covers the red calibration target visible in that same frame.
+// without drops, every shown frame has its metadata, and in the pixels the
+// page composites (read back from its canvas) the box covers the red
+// calibration target of that same picture. The <video> plus overlay
+// fallback warns that boxes may lag.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,10 +18,9 @@ let server;
 let browser;
 let page;
 
-// The overlay check between two snapshots. A picture that drawImage() took
-// after the video had already moved on to a newer frame is not checked
-// (otherFrame); that race must stay the exception, or the RTP timestamp the
-// callback reports does not lead to that frame's metadata.
+// The overlay check between two snapshots. otherFrame counts pictures that
+// show another frame number than the metadata whose boxes were drawn; on
+// the composited path that should not happen at all.
 function overlayBetween(a, b) {
   const keys = ['checked', 'hits', 'otherFrame', 'unreadable'];
   return Object.fromEntries(keys.map((k) => [k, b.overlay[k] - a.overlay[k]]));
@@ -74,8 +75,8 @@ test('live view decodes AV1 and draws each frame\'s boxes on that frame', { time
 
   const decoded = b.framesDecoded - a.framesDecoded;
   const dropped = b.framesDropped - a.framesDropped;
-  const rvfc = b.rvfcFrames - a.rvfcFrames;
-  const rvfcMeta = b.rvfcFramesWithMeta - a.rvfcFramesWithMeta;
+  const rvfc = b.shownFrames - a.shownFrames;
+  const rvfcMeta = b.shownFramesWithMeta - a.shownFramesWithMeta;
   const transformFrames = b.transformFrames - a.transformFrames;
   const transformMeta = b.transformFramesWithMeta - a.transformFramesWithMeta;
   const lat = b.latencyMs.slice(-Math.min(b.latencyMs.length, 300)).sort((x, y) => x - y);
@@ -170,12 +171,32 @@ test('the createEncodedStreams() fallback reads the metadata too', { timeout: 90
   const a = await snap(page);
   await sleep(5000);
   const b = await snap(page);
-  const rvfc = b.rvfcFrames - a.rvfcFrames;
-  const rvfcMeta = b.rvfcFramesWithMeta - a.rvfcFramesWithMeta;
+  const rvfc = b.shownFrames - a.shownFrames;
+  const rvfcMeta = b.shownFramesWithMeta - a.shownFramesWithMeta;
   const overlay = overlayBetween(a, b);
   log('createEncodedStreams:', JSON.stringify({ where: b.transformWhere, rvfc, rvfcMeta, overlay, errors: b.metaDecodeErrors }));
   assert.equal(b.transformApi, 'createEncodedStreams');
   assert.ok(rvfc > 0 && rvfcMeta / rvfc >= 0.95, `only ${rvfcMeta} of ${rvfc} displayed frames had metadata`);
   assertOverlay(overlay, b, 50);
   assert.equal(b.metaDecodeErrors, 0, 'metadata decode errors');
+});
+
+test('without the composited path the dashboard says boxes may lag, and still draws them', { timeout: 90_000 }, async () => {
+  await openDashboard(browser.context, `${server.baseUrl}/?check=overlay&compose=overlay`, page);
+  await waitForDecoding(page, { frames: 30, what: 'the dashboard on the overlay path' });
+  const a = await snap(page);
+  await sleep(4000);
+  const b = await snap(page);
+  const shown = b.shownFrames - a.shownFrames;
+  const withMeta = b.shownFramesWithMeta - a.shownFramesWithMeta;
+  const overlay = overlayBetween(a, b);
+  const notice = await page.textContent('#s-compose');
+  log('overlay path:', JSON.stringify({ shown, withMeta, overlay, notice }));
+  assert.equal(b.compose, 'overlay');
+  assert.match(notice, /boxes may lag/, `the dashboard does not warn that boxes may lag: ${notice}`);
+  assert.ok(shown > 0 && withMeta / shown >= 0.95, `only ${withMeta} of ${shown} shown frames had metadata`);
+  // The check reads back the video's picture with the overlay laid on it.
+  assert.ok(overlay.checked >= 30, `the overlay path's check judged only ${overlay.checked} pictures`);
+  const onComposited = await page.evaluate(() => document.getElementById('stage').dataset.compose);
+  assert.equal(onComposited, 'overlay');
 });

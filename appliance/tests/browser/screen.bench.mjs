@@ -1,0 +1,99 @@
+// Benchmark, not part of `npm test`: node screen.bench.mjs
+//
+// 1. True glass to glass from a screen recording (screen.mjs): the wall-clock
+//    time x11grab grabbed the first screen frame showing each frame number,
+//    against that frame's capture time in its metadata; median and p95 at
+//    640x480 and 1280x720, for the composited path and for the <video> plus
+//    overlay canvas path (?compose=overlay), beside the figure the
+//    dashboard itself reports over the same seconds.
+// 2. Chromium's CPU per viewer for each path: CPU seconds of the whole
+//    browser process tree (headless, so every page renders) over 10 s with 1
+//    and with 3 dashboards open, at 640x480; the per-viewer cost is the
+//    difference over 2, and the ratio composited / overlay is printed.
+// 3. The display path alone (displayLag in screen.mjs): how long a plain
+//    canvas takes from the page's animation frame to the recorded screen,
+//    measured before and after, so what the machine adds can be told from
+//    what the dashboard adds.
+// Prints markdown tables. Chromium shares the 2 cores with mado (and with
+// whatever else runs), so the figures include that contention.
+import { screenRun, displayLag } from './screen.mjs';
+import {
+  startMado, launchBrowser, openDashboard, waitForDecoding, snap, sleep, log, quantile, chromiumPid, treeCpuSeconds,
+} from './lib.mjs';
+
+const RECORD_S = 10;
+const CPU_WINDOW_S = 10;
+const fmt = (v, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : 'n/a');
+const PATHS = [
+  ['composited', ''],
+  ['overlay', '?compose=overlay'],
+];
+
+async function glassRows() {
+  const rows = [];
+  for (const size of ['640x480', '1280x720']) {
+    for (const [path, query] of PATHS) {
+      const run = await screenRun({ size, seconds: RECORD_S, query });
+      const v = run.verdict;
+      rows.push({ size, path, g2g: run.g2g, dash: run.dashboard, share: v.share, both: v.both, page: run.page });
+      log(`${size} ${path}: screen ${fmt(run.g2g.median)} / ${fmt(run.g2g.p95)} ms (${run.g2g.frames} frames), dashboard ${fmt(run.dashboard.median)} / ${fmt(run.dashboard.p95)} ms, box on target ${fmt(v.share * 100)}%`);
+    }
+  }
+  return rows;
+}
+
+async function cpuRun(query, viewers) {
+  const server = await startMado({ size: '640x480', fps: 30 });
+  const browser = await launchBrowser();
+  try {
+    const pages = [];
+    for (let i = 0; i < viewers; i++) {
+      pages.push(await openDashboard(browser.context, `${server.baseUrl}/${query}`, i === 0 ? browser.context.pages()[0] : null));
+    }
+    for (const p of pages) await waitForDecoding(p, { frames: 30 });
+    await sleep(2000);
+    const pid = chromiumPid(browser.userDataDir);
+    if (!pid) throw new Error('Chromium browser process not found');
+    const before = await Promise.all(pages.map(snap));
+    const c0 = treeCpuSeconds(pid);
+    await sleep(CPU_WINDOW_S * 1000);
+    const c1 = treeCpuSeconds(pid);
+    const after = await Promise.all(pages.map(snap));
+    const shown = after.reduce((s, a, i) => s + a.shownFrames - before[i].shownFrames, 0) / viewers / CPU_WINDOW_S;
+    return { cpu: (c1 - c0) / CPU_WINDOW_S, shownFps: shown, compose: after[0].compose };
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
+}
+
+async function cpuRows() {
+  const rows = [];
+  for (const [path, query] of PATHS) {
+    const one = await cpuRun(query, 1);
+    const three = await cpuRun(query, 3);
+    const perViewer = (three.cpu - one.cpu) / 2;
+    rows.push({ path, one, three, perViewer });
+    log(`${path}: 1 viewer ${fmt(one.cpu, 3)} CPU s/s, 3 viewers ${fmt(three.cpu, 3)}, per viewer ${fmt(perViewer, 3)}`);
+  }
+  return rows;
+}
+
+const lagBefore = await displayLag();
+const glass = await glassRows();
+const lagAfter = await displayLag();
+const cpu = await cpuRows();
+
+console.log('\n| size | path | glass to glass on screen, median / p95 | dashboard reports, median / p95 | box on target (screen frames) | frames decoded |');
+console.log('|---|---|---|---|---|---|');
+for (const r of glass) {
+  console.log(`| ${r.size} | ${r.path} | ${fmt(r.g2g.median)} / ${fmt(r.g2g.p95)} ms (${r.g2g.frames} frames) | ${fmt(r.dash.median)} / ${fmt(r.dash.p95)} ms | ${fmt(r.share * 100)}% of ${r.both} | ${r.page.decoded} in ${RECORD_S} s |`);
+}
+console.log(`\ndisplay path alone (a canvas painting Date.now(), page to recorded screen): median / p95 ${fmt(lagBefore.median, 0)} / ${fmt(lagBefore.p95, 0)} ms before, ${fmt(lagAfter.median, 0)} / ${fmt(lagAfter.p95, 0)} ms after`);
+console.log('\n| path (640x480) | Chromium CPU, 1 viewer | 3 viewers | per extra viewer | frames shown per viewer |');
+console.log('|---|---|---|---|---|');
+for (const r of cpu) {
+  console.log(`| ${r.path} | ${fmt(r.one.cpu * 100, 0)}% | ${fmt(r.three.cpu * 100, 0)}% | ${fmt(r.perViewer * 100, 1)}% | ${fmt(r.one.shownFps, 1)} / ${fmt(r.three.shownFps, 1)} fps |`);
+}
+const [c, o] = cpu;
+console.log(`\ncomposited / overlay: ${fmt(c.perViewer / o.perViewer, 2)} per extra viewer, ${fmt(c.one.cpu / o.one.cpu, 2)} with one viewer (CPU as a share of one core)`);
