@@ -93,6 +93,8 @@ pub struct PipelineStats {
     /// The last inference time, microseconds; 0 before the first.
     pub last_inference_us: AtomicU64,
     pub detections_run: AtomicU64,
+    /// Frames the source delivered corrupt (a bad camera frame), skipped.
+    pub bad_frames: AtomicU64,
 }
 
 /// A snapshot of [`PipelineStats`].
@@ -106,6 +108,7 @@ pub struct StatsSnapshot {
     pub source_lost: bool,
     pub last_inference_us: u64,
     pub detections_run: u64,
+    pub bad_frames: u64,
 }
 
 impl PipelineStats {
@@ -120,6 +123,7 @@ impl PipelineStats {
             source_lost: self.source_lost.load(Ordering::Relaxed),
             last_inference_us: get(&self.last_inference_us),
             detections_run: get(&self.detections_run),
+            bad_frames: get(&self.bad_frames),
         }
     }
 }
@@ -296,6 +300,13 @@ fn run_source(
             },
         ) {
             Ok(frame) => frame,
+            Err(e) if e.is_bad_frame() => {
+                let bad = stats.bad_frames.fetch_add(1, Ordering::Relaxed) + 1;
+                if bad.is_power_of_two() {
+                    tracing::warn!("skipped a bad frame ({bad} so far): {e}");
+                }
+                continue;
+            }
             Err(e) if e.is_transient() => {
                 // A camera that went away: keep everything else running and retry.
                 if !stats.source_lost.swap(true, Ordering::Relaxed) {

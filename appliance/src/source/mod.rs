@@ -36,6 +36,9 @@ pub enum SourceError {
     NoCamera,
     #[error("camera: {0}")]
     Camera(#[from] board::camera::CameraError),
+    /// A camera that streamed and then went away could not be opened again.
+    #[error("camera lost: {0}")]
+    CameraLost(Box<SourceError>),
 }
 
 impl SourceError {
@@ -44,8 +47,15 @@ impl SourceError {
         match self {
             Self::NoCamera => true,
             Self::Camera(e) => e.is_transient(),
+            Self::CameraLost(_) => true,
             _ => false,
         }
+    }
+
+    /// True when only the frame asked for is bad (a corrupt camera frame):
+    /// the source itself is fine and the next frame may be taken.
+    pub fn is_bad_frame(&self) -> bool {
+        matches!(self, Self::Camera(e) if e.is_bad_frame())
     }
 }
 

@@ -36,8 +36,10 @@ pub enum CameraError {
     Stalled(PathBuf),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
-    #[error("{path}: {source}")]
+    #[error("{path}: bad frame skipped: {source}")]
     Convert { path: PathBuf, source: ConvertError },
+    #[error("{0}: the driver marked a frame as corrupt")]
+    CorruptFrame(PathBuf),
 }
 
 impl CameraError {
@@ -49,6 +51,12 @@ impl CameraError {
             Some(libc::EBUSY) => Self::Busy(path),
             _ => Self::Io { path, source: e },
         }
+    }
+
+    /// True when only this one frame is bad (it does not decode, is cut
+    /// short, or the driver flagged it): skip it and take the next.
+    pub fn is_bad_frame(&self) -> bool {
+        matches!(self, Self::Convert { .. } | Self::CorruptFrame(_))
     }
 
     /// True when the device may come back: worth retrying later.
@@ -286,6 +294,9 @@ impl Camera {
             }
             Err(e) => return Err(CameraError::from_io(&self.path, e)),
         };
+        if meta.flags.contains(v4l::buffer::Flags::ERROR) {
+            return Err(CameraError::CorruptFrame(self.path.clone()));
+        }
         let used = (meta.bytesused as usize).min(data.len());
         let raw = RawFrame {
             format: self.format,
