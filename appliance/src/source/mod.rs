@@ -18,7 +18,7 @@ use crate::frame::{CaptureTime, Frame, FrameError, VideoSize};
 pub use camera::CameraSource;
 pub use pacer::Pacer;
 pub use testpattern::{target_rect, SeqStrip, TargetRect, TestPattern, TARGET_LABEL, TARGET_MODEL};
-pub use y4m_file::Y4mFile;
+pub use y4m_file::{read_y4m, Y4mFile};
 
 #[derive(Debug, Error)]
 pub enum SourceError {

@@ -21,13 +21,19 @@ pub enum ConvertError {
     OddSize(u32, u32),
     #[error("MJPEG frame does not decode: {0}")]
     Jpeg(String),
+    /// The driver's line stride is shorter than a line of pixels.
     #[error("{format} line stride {stride} is shorter than a line of {width} pixels ({min} bytes)")]
     StrideTooSmall {
+        /// The frame's format.
         format: PixelFormat,
+        /// The frame's width in pixels.
         width: u32,
+        /// The stride the driver gave.
         stride: u32,
+        /// The shortest stride that holds a line.
         min: usize,
     },
+    /// Wider or taller than [`MAX_SIDE`].
     #[error("frame of {0}x{1} is larger than {MAX_SIDE} pixels a side")]
     TooLarge(u32, u32),
     #[error("MJPEG frame is {got_w}x{got_h}, the stream was negotiated at {want_w}x{want_h}")]

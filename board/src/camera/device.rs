@@ -38,6 +38,7 @@ pub enum CameraError {
     Io { path: PathBuf, source: io::Error },
     #[error("{path}: bad frame skipped: {source}")]
     Convert { path: PathBuf, source: ConvertError },
+    /// The driver flagged the buffer as corrupt (V4L2_BUF_FLAG_ERROR).
     #[error("{0}: the driver marked a frame as corrupt")]
     CorruptFrame(PathBuf),
 }
