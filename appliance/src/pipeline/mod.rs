@@ -108,6 +108,7 @@ pub struct StatsSnapshot {
     pub source_lost: bool,
     pub last_inference_us: u64,
     pub detections_run: u64,
+    /// Corrupt frames from the source, skipped.
     pub bad_frames: u64,
 }
 
