@@ -264,7 +264,8 @@ pub struct DetectConfig {
     pub score_threshold: f32,
     /// Inference threads.
     pub threads: Ranged<1, 16>,
-    /// The LiteRT C library; empty: `$MADO_LITERT_LIB`, else target/litert/ (scripts/models/fetch-runtime).
+    /// The LiteRT C library; empty: `$MADO_LITERT_LIB`, else `PREFIX/lib/mado/` for
+    /// `PREFIX/bin/mado`, else a build tree's `target/litert/` (scripts/models/fetch-runtime).
     pub runtime: String,
 }
 

@@ -9,6 +9,17 @@ use thiserror::Error;
 pub const MAX_FRAME_LEN: u32 = 32 << 20;
 const SIGNATURE: &[u8; 4] = b"DKIF";
 const HEADER_LEN: u16 = 32;
+/// Where the frame count sits in the file header, for writers that keep it
+/// current in place.
+pub const FRAME_COUNT_OFFSET: u64 = 24;
+
+/// The 12 bytes that precede each frame: its length and timestamp.
+pub fn frame_header(len: u32, pts: u64) -> [u8; 12] {
+    let mut out = [0u8; 12];
+    out[..4].copy_from_slice(&len.to_le_bytes());
+    out[4..].copy_from_slice(&pts.to_le_bytes());
+    out
+}
 
 /// Why an IVF file could not be read.
 #[derive(Debug, Error)]
@@ -68,7 +79,8 @@ impl IvfHeader {
         }
     }
 
-    fn to_bytes(self) -> [u8; HEADER_LEN as usize] {
+    /// The 32-byte file header.
+    pub fn to_bytes(self) -> [u8; HEADER_LEN as usize] {
         let mut out = [0u8; HEADER_LEN as usize];
         out[0..4].copy_from_slice(SIGNATURE);
         out[4..6].copy_from_slice(&0u16.to_le_bytes());
@@ -115,8 +127,7 @@ impl<W: Write + Seek> IvfWriter<W> {
     /// Appends one frame (a temporal unit) with presentation time `pts`.
     pub fn write_frame(&mut self, pts: u64, data: &[u8]) -> io::Result<()> {
         let len = u32::try_from(data.len()).map_err(|_| io::Error::other("frame larger than 4 GiB"))?;
-        self.out.write_all(&len.to_le_bytes())?;
-        self.out.write_all(&pts.to_le_bytes())?;
+        self.out.write_all(&frame_header(len, pts))?;
         self.out.write_all(data)?;
         self.header.frame_count += 1;
         Ok(())
@@ -182,8 +193,13 @@ impl<R: Read> IvfReader<R> {
             return Err(IvfError::FrameTooLarge { index, len });
         }
         let pts = u64::from_le_bytes(head[4..12].try_into().expect("8 bytes"));
-        let mut data = vec![0u8; len as usize];
-        read_exact_or(&mut self.input, &mut data, || IvfError::TruncatedFrame { index })?;
+        // Read what is there rather than allocate what the size claims: a
+        // file cut short costs only the bytes it holds.
+        let mut data = Vec::new();
+        (&mut self.input).take(u64::from(len)).read_to_end(&mut data)?;
+        if data.len() < len as usize {
+            return Err(IvfError::TruncatedFrame { index });
+        }
         self.index += 1;
         Ok(Some(IvfFrame { pts, data }))
     }

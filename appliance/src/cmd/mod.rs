@@ -20,42 +20,77 @@ use mado::detect::{Detector, ModelDetector};
 use mado::pipeline::{DetectionOptions, OpenDetector, Pace, Pipeline, PipelineOptions};
 use mado::source::SourceRequest;
 
-/// The general detector `model = "auto"` uses when it is installed.
-const DEFAULT_MANIFEST: &str = "models/ssd_mobilenetv2_oidv4.toml";
+/// The directory of the running executable, where the install prefix and a
+/// build tree are found from.
+fn exe_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        .unwrap_or_default()
+}
 
-/// The configured detector, if any; `auto` quietly does without one when the
-/// model or the runtime library is not installed.
-fn detection(config: &Config) -> anyhow::Result<Option<DetectionOptions>> {
+/// The configured detector, or why there is none. The runtime library and the
+/// `auto` model are looked for in fixed places (the config, then
+/// `$MADO_LITERT_LIB`, then next to the executable: see
+/// [`mado::detect::runtime_places`]), never in the working directory. The
+/// runtime's and the model's sha256 are checked here, before the pipeline
+/// starts: a missing or unknown runtime or a corrupt model leaves video
+/// running with detection off, and the reason is returned for the status.
+fn detection(config: &Config) -> Result<DetectionOptions, String> {
     let d = &config.detect;
+    let exe_dir = exe_dir();
     let library = match d.runtime.as_str() {
-        "" => mado::detect::litert_library(Path::new(".")),
+        "" => {
+            let env = std::env::var_os(mado::detect::LITERT_LIB_ENV).map(PathBuf::from);
+            let places = mado::detect::runtime_places(env, &exe_dir);
+            places
+                .iter()
+                .find(|p| p.exists())
+                .cloned()
+                .unwrap_or_else(|| places[0].clone())
+        }
         path => PathBuf::from(path),
     };
     let manifest = match d.model.as_str() {
-        "none" => return Ok(None),
-        "auto" if !Path::new(DEFAULT_MANIFEST).exists() || !library.exists() => {
-            tracing::info!(
-                "no detector: needs {DEFAULT_MANIFEST} and {} (scripts/models/fetch-runtime)",
-                library.display()
-            );
-            return Ok(None);
+        "none" => return Err("detection is off in the config (detect.model = \"none\")".into()),
+        "auto" => {
+            let places = mado::detect::default_manifest_places(&exe_dir);
+            match places.iter().find(|p| p.exists()) {
+                Some(found) => found.clone(),
+                None => return Err(format!("no model installed (looked for {})", show(&places))),
+            }
         }
-        "auto" => PathBuf::from(DEFAULT_MANIFEST),
         path => PathBuf::from(path),
     };
-    tracing::info!(model = %manifest.display(), mode = ?d.mode, "detector starting");
+    if !library.exists() {
+        return Err(format!(
+            "the LiteRT runtime {} is missing (scripts/models/fetch-runtime)",
+            library.display()
+        ));
+    }
+    mado::detect::runtime::check_runtime(&library).map_err(|e| e.to_string())?;
+    mado::detect::load_model_bytes(&manifest).map_err(|e| e.to_string())?;
+    tracing::info!(model = %manifest.display(), runtime = %library.display(), mode = ?d.mode, "detector starting");
     let threads = d.threads.get() as usize;
     let open: OpenDetector = Box::new(move || {
         let detector = ModelDetector::open_litert(&manifest, &library, threads)?;
         Ok(Box::new(detector) as Box<dyn Detector>)
     });
-    Ok(Some(DetectionOptions {
+    Ok(DetectionOptions {
         open,
         mode: d.mode,
         max_rate: d.max_rate,
         classes: d.classes.clone(),
         min_score: mado::meta::Norm16::from_f32(d.score_threshold),
-    }))
+    })
+}
+
+fn show(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A started pipeline and what it is encoding.
@@ -64,6 +99,8 @@ pub struct Started {
     pub source: String,
     pub size: VideoSize,
     pub settings: mado::encode::EncoderSettings,
+    /// Why no detector runs, when none does (for /api/status).
+    pub detection_off: Option<String>,
 }
 
 /// Opens the configured source and encoder and starts the pipeline.
@@ -85,10 +122,20 @@ pub fn start_pipeline(config: &Config, pace: Pace, frame_limit: Option<u64>) -> 
         frame_limit,
     };
     let (description, size) = (source.describe(), source.size());
-    let detection = if source.labels_itself() {
-        None
+    let (detection, detection_off) = if source.labels_itself() {
+        (None, None)
     } else {
-        detection(config)?
+        match detection(config) {
+            Ok(detection) => (Some(detection), None),
+            Err(reason) => {
+                if config.detect.model == "none" {
+                    tracing::info!("{reason}");
+                } else {
+                    tracing::warn!("detection off: {reason}");
+                }
+                (None, Some(reason))
+            }
+        }
     };
     let pipeline = Pipeline::start(source, stage, options, detection).context("starting the pipeline")?;
     Ok(Started {
@@ -96,5 +143,6 @@ pub fn start_pipeline(config: &Config, pace: Pace, frame_limit: Option<u64>) -> 
         source: description,
         size,
         settings,
+        detection_off,
     })
 }

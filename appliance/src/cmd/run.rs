@@ -108,6 +108,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         sockets,
         pipeline,
         source: &started.source,
+        detection_off: started.detection_off.as_deref(),
         size: started.size,
         backend: settings.backend.to_string(),
         fps: settings.fps,
@@ -146,6 +147,8 @@ struct Driver<'a> {
     sockets: MediaSockets,
     pipeline: &'a Pipeline,
     source: &'a str,
+    /// Why no detector runs, if none does.
+    detection_off: Option<&'a str>,
     size: VideoSize,
     backend: String,
     fps: u32,
@@ -445,6 +448,8 @@ impl Driver<'_> {
             publish: self.publishing.status(now),
             inference_ms: (stats.last_inference_us > 0).then(|| stats.last_inference_us as f64 / 1000.0),
             detections_run: stats.detections_run,
+            detection_off: self.detection_off.map(str::to_owned),
+            frames_bad: stats.bad_frames,
             camera: match (self.source.starts_with("camera"), stats.source_lost) {
                 (false, _) => CameraState::None,
                 (true, false) => CameraState::Ok,

@@ -50,6 +50,10 @@ pub struct Status {
     pub inference_ms: Option<f64>,
     /// Detector runs completed.
     pub detections_run: u64,
+    /// Why detection is off (no runtime, a corrupt model), or `null` when it runs or was not asked for.
+    pub detection_off: Option<String>,
+    /// Camera frames that were corrupt or short and were skipped.
+    pub frames_bad: u64,
     /// The camera's state.
     pub camera: CameraState,
     /// The server's wall clock when it answered, microseconds since the Unix
@@ -100,10 +104,12 @@ mod tests {
             [
                 "bitrate_kbps",
                 "camera",
+                "detection_off",
                 "detections_run",
                 "encode_latency_ms",
                 "encoder",
                 "fps",
+                "frames_bad",
                 "frames_captured",
                 "frames_dropped",
                 "frames_encoded",

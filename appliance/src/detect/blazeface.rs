@@ -48,13 +48,16 @@ pub fn decode(
     let mut out = Vec::new();
     for (i, &(ay, ax)) in anchors.iter().enumerate() {
         let score = sigmoid(logits[i].clamp(-LOGIT_CLIP, LOGIT_CLIP));
-        if score < threshold {
+        if score.is_nan() || score < threshold {
             continue;
         }
         let r = &regressors[i * REGRESSOR_VALUES..];
         let (xc, yc) = (ax + r[0] / scale, ay + r[1] / scale);
         let (w, h) = (r[2] / scale, r[3] / scale);
-        out.push(Candidate::from_center(0, score, xc, yc, w, h));
+        let candidate = Candidate::from_center(0, score, xc, yc, w, h);
+        if candidate.is_sane() {
+            out.push(candidate);
+        }
     }
     Ok(out)
 }

@@ -31,6 +31,15 @@ impl Candidate {
         }
     }
 
+    /// True when the score lies in 0..=1 and every edge is a finite number:
+    /// a model's NaN or infinite outputs never become boxes.
+    pub fn is_sane(&self) -> bool {
+        (0.0..=1.0).contains(&self.score)
+            && [self.ymin, self.xmin, self.ymax, self.xmax]
+                .iter()
+                .all(|v| v.is_finite())
+    }
+
     /// Area of the box, normalized (0 for an inverted box).
     pub fn area(&self) -> f32 {
         (self.ymax - self.ymin).max(0.0) * (self.xmax - self.xmin).max(0.0)

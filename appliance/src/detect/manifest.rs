@@ -1,12 +1,24 @@
 //! The model manifest (`models/*.toml`): everything needed to feed a model
 //! and read its outputs, next to the model file.
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use super::DetectError;
 use crate::meta::{MAX_LABEL, MAX_MODEL};
+
+/// Largest manifest file read: real ones are a few kilobytes.
+pub const MAX_MANIFEST_BYTES: u64 = 256 << 10;
+/// Largest model input side accepted.
+pub const MAX_INPUT_SIDE: u32 = 2048;
+/// Most anchors a manifest may describe (the SSD model has 1917).
+pub const MAX_ANCHORS: usize = 100_000;
+/// Most labels (class ids are 16-bit; real models have tens).
+pub const MAX_LABELS: usize = 4096;
+/// Most SSD aspect ratios per cell and BlazeFace anchors per cell.
+const MAX_PER_CELL: usize = 64;
 
 /// A model's manifest: what the file is and how to feed it and decode its outputs.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -114,7 +126,17 @@ impl Manifest {
 
     /// Reads a manifest file; `model_path` then resolves the model next to it.
     pub fn load(path: &Path) -> Result<(Self, PathBuf), DetectError> {
-        let text = std::fs::read_to_string(path).map_err(|e| DetectError::Io(path.to_path_buf(), e))?;
+        let io = |e| DetectError::Io(path.to_path_buf(), e);
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_MANIFEST_BYTES + 1).read_to_string(&mut text))
+            .map_err(io)?;
+        if text.len() as u64 > MAX_MANIFEST_BYTES {
+            return Err(DetectError::Manifest(format!(
+                "{}: larger than {MAX_MANIFEST_BYTES} bytes",
+                path.display()
+            )));
+        }
         let manifest = Self::parse(&text).map_err(|e| match e {
             DetectError::Manifest(m) => DetectError::Manifest(format!("{}: {m}", path.display())),
             other => other,
@@ -131,19 +153,98 @@ impl Manifest {
         if let Some(label) = self.labels.iter().find(|l| l.len() > MAX_LABEL) {
             return bad(format!("label {label:?} is longer than {MAX_LABEL} bytes"));
         }
-        if self.input.width == 0 || self.input.height == 0 {
-            return bad("input size is zero".into());
+        if self.labels.len() > MAX_LABELS {
+            return bad(format!("{} labels, more than {MAX_LABELS}", self.labels.len()));
         }
-        if let DecoderSpec::Blazeface(spec) = &self.decoder {
-            if spec.strides.len() != spec.anchors_per_cell.len() {
-                return bad("blazeface strides and anchors_per_cell differ in length".into());
-            }
+        let (w, h) = (self.input.width, self.input.height);
+        if w == 0 || h == 0 || w > MAX_INPUT_SIDE || h > MAX_INPUT_SIDE {
+            return bad(format!("input size {w}x{h} is not between 1 and {MAX_INPUT_SIDE}"));
         }
-        if let DecoderSpec::Ssd(spec) = &self.decoder {
-            if spec.feature_maps.is_empty() || spec.aspect_ratios.is_empty() {
-                return bad("ssd feature_maps and aspect_ratios must not be empty".into());
-            }
+        let finite = [
+            self.score_threshold,
+            self.iou_threshold,
+            self.input.range[0],
+            self.input.range[1],
+        ];
+        if finite.iter().any(|v| !v.is_finite()) {
+            return bad("thresholds and input range must be finite numbers".into());
+        }
+        let anchors = match &self.decoder {
+            DecoderSpec::Blazeface(spec) => spec.anchor_count(w, h)?,
+            DecoderSpec::Ssd(spec) => spec.anchor_count()?,
+        };
+        if anchors == 0 || anchors > MAX_ANCHORS {
+            return bad(format!("{anchors} anchors, not between 1 and {MAX_ANCHORS}"));
         }
         Ok(())
+    }
+}
+
+fn bad_decoder(what: &str) -> DetectError {
+    DetectError::Manifest(what.to_owned())
+}
+
+impl BlazeFaceSpec {
+    /// Anchors for an input of `width` x `height`, checked: strides at least
+    /// 1 and no larger than the input, a bounded count per cell.
+    fn anchor_count(&self, width: u32, height: u32) -> Result<usize, DetectError> {
+        if self.strides.len() != self.anchors_per_cell.len() || self.strides.is_empty() {
+            return Err(bad_decoder(
+                "blazeface strides and anchors_per_cell must be non-empty and of one length",
+            ));
+        }
+        if !self.box_scale.is_finite() || self.box_scale == 0.0 {
+            return Err(bad_decoder("blazeface box_scale must be a finite non-zero number"));
+        }
+        let mut total = 0usize;
+        for (&stride, &per_cell) in self.strides.iter().zip(&self.anchors_per_cell) {
+            if stride == 0 || stride > width.max(height) {
+                return Err(bad_decoder("a blazeface stride is zero or larger than the input"));
+            }
+            if per_cell == 0 || per_cell > MAX_PER_CELL {
+                return Err(bad_decoder("blazeface anchors_per_cell must be between 1 and 64"));
+            }
+            let cells = width.div_ceil(stride) as usize * height.div_ceil(stride) as usize;
+            total = total.saturating_add(cells.saturating_mul(per_cell));
+        }
+        Ok(total)
+    }
+}
+
+impl SsdSpec {
+    /// Anchors over all feature maps, checked: sizes, ratios and scales that
+    /// make sense, a bounded count.
+    fn anchor_count(&self) -> Result<usize, DetectError> {
+        if self.feature_maps.is_empty() || self.aspect_ratios.is_empty() {
+            return Err(bad_decoder("ssd feature_maps and aspect_ratios must not be empty"));
+        }
+        if self.aspect_ratios.len() > MAX_PER_CELL {
+            return Err(bad_decoder("ssd has more than 64 aspect ratios"));
+        }
+        let positive = self
+            .aspect_ratios
+            .iter()
+            .chain([&self.min_scale, &self.max_scale])
+            .all(|v| v.is_finite() && *v > 0.0);
+        let scales = self.box_scale.iter().all(|v| v.is_finite() && *v != 0.0);
+        if !positive || !scales || !self.interpolated_scale_aspect_ratio.is_finite() {
+            return Err(bad_decoder(
+                "ssd scales and aspect ratios must be positive finite numbers, box_scale finite and non-zero",
+            ));
+        }
+        let per_cell = self.aspect_ratios.len() + usize::from(self.interpolated_scale_aspect_ratio > 0.0);
+        let mut total = 0usize;
+        for (layer, &size) in self.feature_maps.iter().enumerate() {
+            if size == 0 || size > MAX_INPUT_SIDE as usize {
+                return Err(bad_decoder("an ssd feature map size is zero or too large"));
+            }
+            let here = if layer == 0 && self.reduce_boxes_in_lowest_layer {
+                3
+            } else {
+                per_cell
+            };
+            total = total.saturating_add(size.saturating_mul(size).saturating_mul(here));
+        }
+        Ok(total)
     }
 }

@@ -203,12 +203,25 @@ fn lengths(outputs: &[Vec<f32>]) -> Vec<usize> {
     outputs.iter().map(Vec::len).collect()
 }
 
+/// Lowercase hex sha256 of `bytes`.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Reads a manifest and checks its model file's sha256, so a missing or
 /// corrupt file is reported before any runtime sees it.
 pub fn load_model(manifest_path: &Path) -> Result<(Model, PathBuf), DetectError> {
+    let (model, _, path) = load_model_bytes(manifest_path)?;
+    Ok((model, path))
+}
+
+/// Reads a manifest and its model file once, and checks the file's sha256:
+/// the bytes returned are the ones checked, for the runtime to load as they
+/// are (never by path again). Also returns the model file's path.
+pub fn load_model_bytes(manifest_path: &Path) -> Result<(Model, Vec<u8>, PathBuf), DetectError> {
     let (manifest, model_path) = Manifest::load(manifest_path)?;
     let bytes = std::fs::read(&model_path).map_err(|e| DetectError::Io(model_path.clone(), e))?;
-    let actual: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let actual = sha256_hex(&bytes);
     if !actual.eq_ignore_ascii_case(&manifest.sha256) {
         return Err(DetectError::Checksum {
             path: model_path,
@@ -216,7 +229,7 @@ pub fn load_model(manifest_path: &Path) -> Result<(Model, PathBuf), DetectError>
             actual,
         });
     }
-    Ok((Model::new(manifest), model_path))
+    Ok((Model::new(manifest), bytes, model_path))
 }
 
 /// The LiteRT library to load: `$MADO_LITERT_LIB`, else the fetched one under
@@ -225,6 +238,37 @@ pub fn litert_library(workspace: &Path) -> PathBuf {
     std::env::var_os(LITERT_LIB_ENV)
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join(LITERT_LIB_DEFAULT))
+}
+
+/// The runtime library's file name.
+pub const LITERT_LIB_NAME: &str = "libLiteRtRuntimeCApi.so";
+/// The manifest `model = "auto"` uses: the general detector.
+pub const DEFAULT_MANIFEST_NAME: &str = "ssd_mobilenetv2_oidv4.toml";
+
+/// The places the runtime library is looked for, in order, when the config
+/// names none: `$MADO_LITERT_LIB` (`env`), then the install prefix of the
+/// executable in `exe_dir` (`PREFIX/bin/mado` finds `PREFIX/lib/mado/`), then
+/// a build tree (`target/debug/mado` finds `target/litert/`, where
+/// scripts/models/fetch-runtime puts it). Never the working directory.
+pub fn runtime_places(env: Option<PathBuf>, exe_dir: &Path) -> Vec<PathBuf> {
+    let up = exe_dir.parent().unwrap_or(exe_dir);
+    env.into_iter()
+        .chain([
+            up.join("lib/mado").join(LITERT_LIB_NAME),
+            up.join("litert").join(LITERT_LIB_NAME),
+        ])
+        .collect()
+}
+
+/// The places the `auto` model's manifest is looked for, in order: the
+/// install prefix (`PREFIX/share/mado/models/`), then the source tree a
+/// build's executable sits in (`target/debug/mado` finds `models/`).
+pub fn default_manifest_places(exe_dir: &Path) -> Vec<PathBuf> {
+    let up = exe_dir.parent().unwrap_or(exe_dir);
+    vec![
+        up.join("share/mado/models").join(DEFAULT_MANIFEST_NAME),
+        up.parent().unwrap_or(up).join("models").join(DEFAULT_MANIFEST_NAME),
+    ]
 }
 
 /// A [`Model`] run by an [`Interpreter`].
@@ -246,10 +290,11 @@ impl<I: Interpreter> ModelDetector<I> {
 }
 
 impl ModelDetector<LiteRt> {
-    /// Loads the model a manifest names and compiles it with LiteRT.
+    /// Loads the model a manifest names, checks its sha256, and compiles
+    /// those same bytes with LiteRT.
     pub fn open_litert(manifest_path: &Path, library: &Path, threads: usize) -> Result<Self, DetectError> {
-        let (model, model_path) = load_model(manifest_path)?;
-        let interpreter = LiteRt::open(library, &model_path, threads)?;
+        let (model, bytes, _) = load_model_bytes(manifest_path)?;
+        let interpreter = LiteRt::from_bytes(library, bytes, threads)?;
         Ok(Self::new(model, interpreter))
     }
 }

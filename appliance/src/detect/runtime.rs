@@ -5,11 +5,13 @@
 //!
 //! The declarations below follow LiteRT's C API (`litert/c/*.h`) as exported
 //! by `libLiteRtRuntimeCApi.so` in ai-edge-litert 1.4.0 for x86_64 and
-//! aarch64. Only opaque handles cross the boundary; tensor types are copied
-//! from the model into an opaque block, never built here.
+//! aarch64. The wheel ships no headers to generate them from, so they are
+//! written out here and bound to that one release: a library is loaded only
+//! when its sha256 is one of [`KNOWN_RUNTIMES`], and any other build is
+//! refused before its code runs. A new release means checking these
+//! declarations against its headers and adding its hashes.
 
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::{c_char, c_int, c_void, CStr};
 use std::path::{Path, PathBuf};
 
 use libloading::Library;
@@ -74,6 +76,47 @@ pub enum RuntimeError {
         /// Its LiteRT element type code.
         element_type: i32,
     },
+    /// The library's sha256 is none of [`KNOWN_RUNTIMES`].
+    #[error(
+        "{path} is not a LiteRT build Mado knows (sha256 {sha256}); it declares the C API of ai-edge-litert 1.4.0 \
+         (scripts/models/fetch-runtime)"
+    )]
+    UnknownRuntime {
+        /// The library refused.
+        path: PathBuf,
+        /// Its sha256, lowercase hex.
+        sha256: String,
+    },
+}
+
+/// The LiteRT libraries whose C API matches the declarations in this file:
+/// `libLiteRtRuntimeCApi.so` from ai-edge-litert 1.4.0, by architecture.
+pub const KNOWN_RUNTIMES: [(&str, &str); 2] = [
+    (
+        "x86_64",
+        "f421e16d77de29ce886d8f0a9d946b79981d28fa183377c1cf0411ba7697433b",
+    ),
+    (
+        "aarch64",
+        "23781d014a0e0de4f8dd40553e558e5f1248e29b1d135edeb187894588fd8d33",
+    ),
+];
+
+/// Checks that the library at `path` is a known LiteRT build. A file that
+/// cannot be read is left for the loader to report.
+pub fn check_runtime(path: &Path) -> Result<(), RuntimeError> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Ok(());
+    };
+    let sha256 = super::sha256_hex(&bytes);
+    if KNOWN_RUNTIMES.iter().any(|(_, known)| *known == sha256) {
+        Ok(())
+    } else {
+        Err(RuntimeError::UnknownRuntime {
+            path: path.to_path_buf(),
+            sha256,
+        })
+    }
 }
 
 type Status = c_int;
@@ -85,15 +128,35 @@ const ELEMENT_FLOAT32: i32 = 1;
 /// Host memory handed to LiteRT must be aligned to this many bytes.
 const ALIGNMENT: usize = 64;
 
-/// Room for a LiteRtRankedTensorType (element type, then a layout of at most
-/// 8 dimensions and strides: 72 bytes in 1.4.0), which is only copied through.
-#[repr(C, align(8))]
+/// LITERT_TENSOR_MAX_RANK in 1.4.0.
+const MAX_RANK: usize = 8;
+
+/// LiteRtRankedTensorType of 1.4.0: the element type, then a LiteRtLayout
+/// (`unsigned rank : 7; bool has_strides : 1;` in one 32-bit unit, then
+/// dimensions and strides of at most [`MAX_RANK`]); 72 bytes.
+#[repr(C)]
 #[derive(Clone, Copy)]
-struct TensorType([u8; 256]);
+struct TensorType {
+    element_type: i32,
+    rank_and_flags: u32,
+    dimensions: [i32; MAX_RANK],
+    strides: [u32; MAX_RANK],
+}
+
+const _: () = assert!(std::mem::size_of::<TensorType>() == 72);
 
 impl TensorType {
+    fn empty() -> Self {
+        Self {
+            element_type: 0,
+            rank_and_flags: 0,
+            dimensions: [0; MAX_RANK],
+            strides: [0; MAX_RANK],
+        }
+    }
+
     fn element_type(&self) -> i32 {
-        i32::from_ne_bytes(self.0[..4].try_into().expect("4 bytes"))
+        self.element_type
     }
 }
 
@@ -101,7 +164,7 @@ impl TensorType {
 struct Api {
     create_environment: unsafe extern "C" fn(c_int, *const c_void, *mut Handle) -> Status,
     destroy_environment: unsafe extern "C" fn(Handle),
-    create_model_from_file: unsafe extern "C" fn(*const c_char, *mut Handle) -> Status,
+    create_model_from_buffer: unsafe extern "C" fn(*const c_void, usize, *mut Handle) -> Status,
     destroy_model: unsafe extern "C" fn(Handle),
     get_model_subgraph: unsafe extern "C" fn(Handle, usize, *mut Handle) -> Status,
     get_num_subgraph_inputs: unsafe extern "C" fn(Handle, *mut usize) -> Status,
@@ -131,6 +194,7 @@ struct Api {
 
 impl Api {
     fn open(path: &Path) -> Result<Self, RuntimeError> {
+        check_runtime(path)?;
         // SAFETY: loading runs the library's initializers; LiteRT's are benign.
         let library = unsafe { Library::new(path) }.map_err(|source| RuntimeError::Library {
             path: path.to_path_buf(),
@@ -148,7 +212,7 @@ impl Api {
         Ok(Self {
             create_environment: resolve!("LiteRtCreateEnvironment"),
             destroy_environment: resolve!("LiteRtDestroyEnvironment"),
-            create_model_from_file: resolve!("LiteRtCreateModelFromFile"),
+            create_model_from_buffer: resolve!("LiteRtCreateModelFromBuffer"),
             destroy_model: resolve!("LiteRtDestroyModel"),
             get_model_subgraph: resolve!("LiteRtGetModelSubgraph"),
             get_num_subgraph_inputs: resolve!("LiteRtGetNumSubgraphInputs"),
@@ -220,6 +284,8 @@ impl HostTensor {
 /// A model compiled by LiteRT for the CPU with a fixed number of threads.
 pub struct LiteRt {
     api: Api,
+    /// The model file's bytes, which LiteRT reads in place: they outlive `model`.
+    model_bytes: Vec<u8>,
     environment: Handle,
     model: Handle,
     compiled: Handle,
@@ -236,11 +302,25 @@ impl LiteRt {
     /// compiled for the CPU with `threads` threads.
     ///
     /// LiteRT 1.4.0 rejects files that are not TF Lite models but crashes on
-    /// truncated ones: check the file first ([`super::load_model`] does).
+    /// truncated ones: check the file first ([`super::load_model`] does), or
+    /// better, hash the bytes and pass them to [`LiteRt::from_bytes`].
     pub fn open(library: &Path, model: &Path, threads: usize) -> Result<Self, RuntimeError> {
+        let bytes = std::fs::read(model).map_err(|e| RuntimeError::Call {
+            function: "reading the model",
+            status: -1,
+            message: format!("{}: {e}", model.display()),
+        })?;
+        Self::from_bytes(library, bytes, threads)
+    }
+
+    /// Loads `library`, then the model held in `model_bytes` (read and
+    /// checked once by the caller; never read again from a path), compiled
+    /// for the CPU with `threads` threads.
+    pub fn from_bytes(library: &Path, model_bytes: Vec<u8>, threads: usize) -> Result<Self, RuntimeError> {
         let api = Api::open(library)?;
         let mut this = Self {
             api,
+            model_bytes,
             environment: std::ptr::null_mut(),
             model: std::ptr::null_mut(),
             compiled: std::ptr::null_mut(),
@@ -252,17 +332,12 @@ impl LiteRt {
             outputs: Vec::new(),
         };
         // On any error `this` is dropped, releasing whatever was created.
-        this.init(model, threads)?;
+        this.init(threads)?;
         Ok(this)
     }
 
-    fn init(&mut self, model_path: &Path, threads: usize) -> Result<(), RuntimeError> {
+    fn init(&mut self, threads: usize) -> Result<(), RuntimeError> {
         let api = &self.api;
-        let c_path = CString::new(model_path.as_os_str().as_bytes()).map_err(|_| RuntimeError::Call {
-            function: "LiteRtCreateModelFromFile",
-            status: -1,
-            message: "path contains a NUL byte".into(),
-        })?;
         // SAFETY: every call in this block gets valid out-pointers and handles
         // created above it; see the C declarations in `Api`.
         unsafe {
@@ -271,8 +346,12 @@ impl LiteRt {
                 (api.create_environment)(0, std::ptr::null(), &mut self.environment),
             )?;
             api.check(
-                "LiteRtCreateModelFromFile",
-                (api.create_model_from_file)(c_path.as_ptr(), &mut self.model),
+                "LiteRtCreateModelFromBuffer",
+                (api.create_model_from_buffer)(
+                    self.model_bytes.as_ptr().cast(),
+                    self.model_bytes.len(),
+                    &mut self.model,
+                ),
             )?;
 
             let mut subgraph = std::ptr::null_mut();
@@ -359,7 +438,7 @@ unsafe fn host_tensor(
     requirements: Handle,
     index: usize,
 ) -> Result<HostTensor, RuntimeError> {
-    let mut tensor_type = TensorType([0; 256]);
+    let mut tensor_type = TensorType::empty();
     api.check(
         "LiteRtGetRankedTensorType",
         // SAFETY: `tensor` is a live handle (the caller's promise) and `tensor_type` a writable out-value.

@@ -93,7 +93,7 @@ pub fn decode(
             .max_by(|a, b| a.1.total_cmp(b.1));
         let Some((class, &logit)) = best else { continue };
         let score = sigmoid(logit);
-        if score < threshold {
+        if score.is_nan() || score < threshold {
             continue;
         }
         let b = &boxes[i * 4..i * 4 + 4];
@@ -101,7 +101,10 @@ pub fn decode(
         let xc = b[1] / sx * anchor.w + anchor.x;
         let h = (b[2] / sh).exp() * anchor.h;
         let w = (b[3] / sw).exp() * anchor.w;
-        out.push(Candidate::from_center(class as u16, score, xc, yc, w, h));
+        let candidate = Candidate::from_center(class as u16, score, xc, yc, w, h);
+        if candidate.is_sane() {
+            out.push(candidate);
+        }
     }
     Ok(out)
 }

@@ -139,3 +139,106 @@ fn letterbox_keeps_the_aspect_ratio_and_maps_boxes_back() {
     let ssd = Model::new(Manifest::parse(SSD_MANIFEST).unwrap());
     assert_eq!(ssd.placement(size), Placement::FULL);
 }
+
+/// A manifest that parses also builds its model: every bad value is a
+/// manifest error, never a panic or a huge allocation in `Model::new`.
+fn model_from(text: &str) -> Result<Model, DetectError> {
+    Manifest::parse(text).map(Model::new)
+}
+
+#[test]
+fn blazeface_strides_and_anchor_counts_are_checked() {
+    for (from, to) in [
+        ("strides = [8, 16]", "strides = [0, 16]"),
+        ("strides = [8, 16]", "strides = [8, 100000]"),
+        ("strides = [8, 16]", "strides = [8]"),
+        ("anchors_per_cell = [2, 6]", "anchors_per_cell = [2, 0]"),
+        ("anchors_per_cell = [2, 6]", "anchors_per_cell = [2, 1000000000]"),
+        ("box_scale = 128.0", "box_scale = 0.0"),
+        ("box_scale = 128.0", "box_scale = nan"),
+    ] {
+        assert!(FACE_MANIFEST.contains(from), "{from}");
+        let err = model_from(&FACE_MANIFEST.replace(from, to)).unwrap_err();
+        assert!(matches!(err, DetectError::Manifest(_)), "{to}: {err}");
+    }
+}
+
+#[test]
+fn ssd_feature_maps_sizes_and_scales_are_checked() {
+    let maps = "feature_maps = [19, 10, 5, 3, 2, 1]";
+    assert!(SSD_MANIFEST.contains(maps));
+    for bad in [
+        "feature_maps = [0, 10]",
+        "feature_maps = [100000]",
+        "feature_maps = [1000, 1000]",
+    ] {
+        let err = model_from(&SSD_MANIFEST.replace(maps, bad)).unwrap_err();
+        assert!(matches!(err, DetectError::Manifest(_)), "{bad}: {err}");
+    }
+    for (from, to) in [
+        ("width = 300", "width = 70000"),
+        ("score_threshold = ", "score_threshold = inf #"),
+    ] {
+        assert!(SSD_MANIFEST.contains(from), "{from}");
+        let err = model_from(&SSD_MANIFEST.replacen(from, to, 1)).unwrap_err();
+        assert!(matches!(err, DetectError::Manifest(_)), "{to}: {err}");
+    }
+}
+
+#[test]
+fn an_oversized_manifest_file_is_refused_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.toml");
+    let padding = format!("# {}\n", "x".repeat(manifest::MAX_MANIFEST_BYTES as usize));
+    std::fs::write(&path, format!("{SSD_MANIFEST}{padding}")).unwrap();
+    let err = Manifest::load(&path).unwrap_err().to_string();
+    assert!(err.contains("larger than"), "{err}");
+}
+
+#[test]
+fn nan_and_infinite_outputs_never_become_boxes() {
+    for text in [SSD_MANIFEST, FACE_MANIFEST] {
+        let model = Model::new(Manifest::parse(text).unwrap());
+        let n = model.anchor_count();
+        let (box_values, classes) = match model.manifest().decoder {
+            DecoderSpec::Ssd(_) => (4, model.manifest().labels.len()),
+            DecoderSpec::Blazeface(_) => (16, 1),
+        };
+        let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e30, 0.0];
+        let boxes: Vec<f32> = (0..n * box_values).map(|i| specials[i % 5]).collect();
+        let logits: Vec<f32> = (0..n * classes).map(|i| specials[(i / 3) % 5]).collect();
+        let kept = model.postprocess(&[boxes, logits]).unwrap();
+        let sane = |c: &Candidate| {
+            (0.0..=1.0).contains(&c.score) && [c.ymin, c.xmin, c.ymax, c.xmax].iter().all(|v| v.is_finite())
+        };
+        assert!(kept.iter().all(sane), "{kept:?}");
+        let detections = model.to_detections(&kept, 0);
+        assert!(detections.items.iter().all(|d| d.score.get() <= 1.0));
+    }
+}
+
+#[test]
+fn runtime_and_models_are_looked_for_in_fixed_places_never_the_working_directory() {
+    let installed = Path::new("/opt/mado/bin");
+    assert_eq!(
+        runtime_places(None, installed),
+        [
+            PathBuf::from("/opt/mado/lib/mado/libLiteRtRuntimeCApi.so"),
+            PathBuf::from("/opt/mado/litert/libLiteRtRuntimeCApi.so"),
+        ]
+    );
+    let env = PathBuf::from("/srv/litert.so");
+    assert_eq!(runtime_places(Some(env.clone()), installed)[0], env);
+    let built = Path::new("/src/mado/target/debug");
+    assert!(runtime_places(None, built).contains(&PathBuf::from("/src/mado/target/litert/libLiteRtRuntimeCApi.so")));
+    assert_eq!(
+        default_manifest_places(built)[1],
+        PathBuf::from("/src/mado/models/ssd_mobilenetv2_oidv4.toml")
+    );
+    for place in runtime_places(None, built)
+        .iter()
+        .chain(&default_manifest_places(built))
+    {
+        assert!(place.is_absolute(), "{}", place.display());
+    }
+}

@@ -107,6 +107,8 @@ pub struct PipelineStats {
     pub last_inference_us: AtomicU64,
     /// Detector runs completed.
     pub detections_run: AtomicU64,
+    /// Frames the source delivered corrupt (a bad camera frame), skipped.
+    pub bad_frames: AtomicU64,
 }
 
 /// A snapshot of [`PipelineStats`].
@@ -128,6 +130,8 @@ pub struct StatsSnapshot {
     pub last_inference_us: u64,
     /// Detector runs completed.
     pub detections_run: u64,
+    /// Corrupt frames from the source, skipped.
+    pub bad_frames: u64,
 }
 
 impl PipelineStats {
@@ -143,6 +147,7 @@ impl PipelineStats {
             source_lost: self.source_lost.load(Ordering::Relaxed),
             last_inference_us: get(&self.last_inference_us),
             detections_run: get(&self.detections_run),
+            bad_frames: get(&self.bad_frames),
         }
     }
 }
@@ -349,6 +354,13 @@ fn run_source(
         }
         let mut frame = match source.next_frame(seq, capture) {
             Ok(frame) => frame,
+            Err(e) if e.is_bad_frame() => {
+                let bad = stats.bad_frames.fetch_add(1, Ordering::Relaxed) + 1;
+                if bad.is_power_of_two() {
+                    tracing::warn!("skipped a bad frame ({bad} so far): {e}");
+                }
+                continue;
+            }
             Err(e) if e.is_transient() => {
                 // A camera that went away: keep everything else running and retry.
                 if !stats.source_lost.swap(true, Ordering::Relaxed) {

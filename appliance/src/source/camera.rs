@@ -104,7 +104,8 @@ impl FrameSource for CameraSource {
     /// [`CameraSource::driver_timestamp`], which the caller applies.
     fn next_frame(&mut self, seq: u64, capture: CaptureTime) -> Result<Frame, SourceError> {
         if self.camera.is_none() {
-            self.connect()?;
+            // Once started, a camera that cannot be reopened is lost, never fatal.
+            self.connect().map_err(|e| SourceError::CameraLost(Box::new(e)))?;
             tracing::info!("camera is back");
         }
         let camera = self.camera.as_mut().expect("connected above");
@@ -112,6 +113,7 @@ impl FrameSource for CameraSource {
         let mut pixels = Vec::with_capacity(self.camera_size.i420_len());
         let captured = match camera.next_frame(&mut pixels) {
             Ok(captured) => captured,
+            Err(e) if e.is_bad_frame() => return Err(e.into()), // the device is fine
             Err(e) => {
                 self.camera = None; // closes the device; the next call reopens it
                 return Err(e.into());

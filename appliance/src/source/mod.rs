@@ -18,7 +18,7 @@ use crate::frame::{CaptureTime, Frame, FrameError, VideoSize};
 pub use camera::CameraSource;
 pub use pacer::Pacer;
 pub use testpattern::{target_rect, SeqStrip, TargetRect, TestPattern, TARGET_LABEL, TARGET_MODEL};
-pub use y4m_file::Y4mFile;
+pub use y4m_file::{read_y4m, Y4mFile};
 
 /// Why a source cannot deliver frames.
 #[derive(Debug, Error)]
@@ -57,6 +57,9 @@ pub enum SourceError {
     /// The camera failed.
     #[error("camera: {0}")]
     Camera(#[from] board::camera::CameraError),
+    /// A camera that streamed and then went away could not be opened again.
+    #[error("camera lost: {0}")]
+    CameraLost(Box<SourceError>),
 }
 
 impl SourceError {
@@ -65,8 +68,15 @@ impl SourceError {
         match self {
             Self::NoCamera => true,
             Self::Camera(e) => e.is_transient(),
+            Self::CameraLost(_) => true,
             _ => false,
         }
+    }
+
+    /// True when only the frame asked for is bad (a corrupt camera frame):
+    /// the source itself is fine and the next frame may be taken.
+    pub fn is_bad_frame(&self) -> bool {
+        matches!(self, Self::Camera(e) if e.is_bad_frame())
     }
 }
 

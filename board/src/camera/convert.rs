@@ -4,6 +4,9 @@
 
 use thiserror::Error;
 
+/// Largest width or height accepted, so a bad size cannot ask for gigabytes.
+pub const MAX_SIDE: u32 = 8192;
+
 /// Why a captured buffer could not be converted.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ConvertError {
@@ -27,6 +30,21 @@ pub enum ConvertError {
     /// The JPEG does not decode.
     #[error("MJPEG frame does not decode: {0}")]
     Jpeg(String),
+    /// The driver's line stride is shorter than a line of pixels.
+    #[error("{format} line stride {stride} is shorter than a line of {width} pixels ({min} bytes)")]
+    StrideTooSmall {
+        /// The frame's format.
+        format: PixelFormat,
+        /// The frame's width in pixels.
+        width: u32,
+        /// The stride the driver gave.
+        stride: u32,
+        /// The shortest stride that holds a line.
+        min: usize,
+    },
+    /// Wider or taller than [`MAX_SIDE`].
+    #[error("frame of {0}x{1} is larger than {MAX_SIDE} pixels a side")]
+    TooLarge(u32, u32),
     /// The JPEG is not the size negotiated.
     #[error("MJPEG frame is {got_w}x{got_h}, the stream was negotiated at {want_w}x{want_h}")]
     JpegSize {
@@ -105,41 +123,62 @@ pub struct RawFrame<'a> {
 }
 
 /// Converts `frame` to I420 into `out` (resized to fit).
+///
+/// Every size, stride and buffer length is checked before anything is
+/// allocated or read, so a bad frame is an error, never a panic.
 pub fn to_i420(frame: &RawFrame<'_>, out: &mut Vec<u8>) -> Result<(), ConvertError> {
     let (w, h) = (frame.width as usize, frame.height as usize);
     if w % 2 != 0 || h % 2 != 0 {
         return Err(ConvertError::OddSize(frame.width, frame.height));
     }
-    out.resize(w * h * 3 / 2, 0);
+    if frame.width > MAX_SIDE || frame.height > MAX_SIDE {
+        return Err(ConvertError::TooLarge(frame.width, frame.height));
+    }
+    let min = frame.format.min_stride(frame.width) as usize;
     let stride = match frame.stride {
-        0 => frame.format.min_stride(frame.width) as usize,
+        0 => min,
         s => s as usize,
     };
+    if stride < min {
+        return Err(ConvertError::StrideTooSmall {
+            format: frame.format,
+            width: frame.width,
+            stride: frame.stride,
+            min,
+        });
+    }
     let need = match frame.format {
-        PixelFormat::Yuyv => stride * h,
-        PixelFormat::Nv12 | PixelFormat::Yu12 => stride * h * 3 / 2,
-        PixelFormat::Mjpeg => 0,
+        PixelFormat::Yuyv => stride.checked_mul(h),
+        PixelFormat::Nv12 | PixelFormat::Yu12 => stride.checked_mul(h).and_then(|n| n.checked_add(n / 2)),
+        PixelFormat::Mjpeg => Some(1),
     };
-    if frame.data.len() < need || (frame.format == PixelFormat::Mjpeg && frame.data.is_empty()) {
-        let (format, width, height, got) = (frame.format, frame.width, frame.height, frame.data.len());
+    let got = frame.data.len();
+    if need.is_none_or(|need| got < need) {
+        let (format, width, height) = (frame.format, frame.width, frame.height);
         return Err(ConvertError::ShortBuffer {
             format,
             width,
             height,
-            need,
+            need: need.unwrap_or(usize::MAX),
             got,
         });
     }
+    let decoder = match frame.format {
+        // The header is read and its size checked before the output grows.
+        PixelFormat::Mjpeg => Some(checked_jpeg(frame)?),
+        _ => None,
+    };
+    out.resize(w * h * 3 / 2, 0);
     let (y_out, uv_out) = out.split_at_mut(w * h);
     let (u_out, v_out) = uv_out.split_at_mut(w * h / 4);
-    match frame.format {
-        PixelFormat::Yu12 => {
+    match (frame.format, decoder) {
+        (PixelFormat::Yu12, _) => {
             copy_plane(frame.data, stride, y_out, w, h);
             let chroma = &frame.data[stride * h..];
             copy_plane(chroma, stride / 2, u_out, w / 2, h / 2);
             copy_plane(&chroma[stride / 2 * h / 2..], stride / 2, v_out, w / 2, h / 2);
         }
-        PixelFormat::Nv12 => {
+        (PixelFormat::Nv12, _) => {
             copy_plane(frame.data, stride, y_out, w, h);
             let uv = &frame.data[stride * h..];
             for row in 0..h / 2 {
@@ -151,10 +190,39 @@ pub fn to_i420(frame: &RawFrame<'_>, out: &mut Vec<u8>) -> Result<(), ConvertErr
                 }
             }
         }
-        PixelFormat::Yuyv => yuyv_rows_to_i420(frame.data, stride, w, h, y_out, u_out, v_out),
-        PixelFormat::Mjpeg => mjpeg_to_i420(frame, y_out, u_out, v_out)?,
+        (PixelFormat::Yuyv, _) => yuyv_rows_to_i420(frame.data, stride, w, h, y_out, u_out, v_out),
+        (PixelFormat::Mjpeg, Some(decoder)) => mjpeg_to_i420(decoder, w, h, y_out, u_out, v_out)?,
+        (PixelFormat::Mjpeg, None) => unreachable!("the decoder was made above"),
     }
     Ok(())
+}
+
+type Jpeg<'a> = zune_jpeg::JpegDecoder<&'a [u8]>;
+
+/// A JPEG decoder whose header has been read and matches the negotiated
+/// size. Its limits are the negotiated size, so the decoder itself refuses a
+/// larger header before allocating anything for it.
+fn checked_jpeg<'a>(frame: &RawFrame<'a>) -> Result<Jpeg<'a>, ConvertError> {
+    use zune_core::colorspace::ColorSpace;
+    use zune_core::options::DecoderOptions;
+    let options = DecoderOptions::default()
+        .jpeg_set_out_colorspace(ColorSpace::YCbCr)
+        .set_max_width(frame.width as usize)
+        .set_max_height(frame.height as usize);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(frame.data, options);
+    decoder
+        .decode_headers()
+        .map_err(|e| ConvertError::Jpeg(format!("{e:?}")))?;
+    let (got_w, got_h) = decoder.dimensions().map_or((0, 0), |(w, h)| (w as u32, h as u32));
+    if (got_w, got_h) != (frame.width, frame.height) {
+        return Err(ConvertError::JpegSize {
+            got_w,
+            got_h,
+            want_w: frame.width,
+            want_h: frame.height,
+        });
+    }
+    Ok(decoder)
 }
 
 /// Packed 4:2:2 to planar 4:2:0, averaging the chroma of each pair of lines.
@@ -196,31 +264,26 @@ fn limited_range_tables() -> ([u8; 256], [u8; 256]) {
 /// Decodes to full-resolution YCbCr, averages each 2x2 block of chroma, and
 /// maps JPEG's full range to the limited range.
 fn mjpeg_to_i420(
-    frame: &RawFrame<'_>,
+    mut decoder: Jpeg<'_>,
+    w: usize,
+    h: usize,
     y_out: &mut [u8],
     u_out: &mut [u8],
     v_out: &mut [u8],
 ) -> Result<(), ConvertError> {
-    use zune_core::colorspace::ColorSpace;
-    use zune_core::options::DecoderOptions;
-    let options = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::YCbCr);
-    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(frame.data, options);
     let ycbcr = decoder.decode().map_err(|e| ConvertError::Jpeg(format!("{e:?}")))?;
-    let (got_w, got_h) = decoder.dimensions().map_or((0, 0), |(w, h)| (w as u32, h as u32));
-    if (got_w, got_h) != (frame.width, frame.height) || ycbcr.len() != (got_w * got_h * 3) as usize {
-        return Err(ConvertError::JpegSize {
-            got_w,
-            got_h,
-            want_w: frame.width,
-            want_h: frame.height,
-        });
+    if ycbcr.len() != w * h * 3 {
+        return Err(ConvertError::Jpeg(format!(
+            "decoded {} bytes, not {} of YCbCr",
+            ycbcr.len(),
+            w * h * 3
+        )));
     }
-    let w = frame.width as usize;
     let (luma, chroma) = limited_range_tables();
     for (y, px) in y_out.iter_mut().zip(ycbcr.chunks_exact(3)) {
         *y = luma[usize::from(px[0])];
     }
-    for row in 0..frame.height as usize / 2 {
+    for row in 0..h / 2 {
         let (top, bottom) = (
             &ycbcr[2 * row * w * 3..][..w * 3],
             &ycbcr[(2 * row + 1) * w * 3..][..w * 3],

@@ -59,14 +59,17 @@ pub enum CameraError {
         /// The I/O error.
         source: io::Error,
     },
-    /// A captured frame could not be converted.
-    #[error("{path}: {source}")]
+    /// A captured frame could not be converted (it is skipped).
+    #[error("{path}: bad frame skipped: {source}")]
     Convert {
         /// The device.
         path: PathBuf,
         /// Why conversion failed.
         source: ConvertError,
     },
+    /// The driver flagged the buffer as corrupt (V4L2_BUF_FLAG_ERROR).
+    #[error("{0}: the driver marked a frame as corrupt")]
+    CorruptFrame(PathBuf),
 }
 
 impl CameraError {
@@ -78,6 +81,12 @@ impl CameraError {
             Some(libc::EBUSY) => Self::Busy(path),
             _ => Self::Io { path, source: e },
         }
+    }
+
+    /// True when only this one frame is bad (it does not decode, is cut
+    /// short, or the driver flagged it): skip it and take the next.
+    pub fn is_bad_frame(&self) -> bool {
+        matches!(self, Self::Convert { .. } | Self::CorruptFrame(_))
     }
 
     /// True when the device may come back: worth retrying later.
@@ -328,6 +337,9 @@ impl Camera {
             }
             Err(e) => return Err(CameraError::from_io(&self.path, e)),
         };
+        if meta.flags.contains(v4l::buffer::Flags::ERROR) {
+            return Err(CameraError::CorruptFrame(self.path.clone()));
+        }
         let used = (meta.bytesused as usize).min(data.len());
         let raw = RawFrame {
             format: self.format,
