@@ -11,6 +11,8 @@ use crate::encode::{Backend, EncoderSettings};
 use crate::frame::VideoSize;
 use crate::source::SourceSpec;
 
+pub mod publish;
+
 /// Why the configuration could not be loaded.
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -83,7 +85,7 @@ pub struct Config {
     /// `[adapt]`: bandwidth adaptation.
     pub adapt: AdaptConfig,
     /// `[publish]`: WHIP endpoints (cloud SFUs) to push the stream to.
-    pub publish: crate::publish::PublishConfig,
+    pub publish: publish::PublishConfig,
 }
 
 /// Bandwidth adaptation: the encoder follows the viewers' links (libaom; with

@@ -146,6 +146,7 @@ fn corrupt_frames_are_counted_and_skipped_and_a_lost_camera_is_retried() {
         queue_frames: 64,
         frame_limit: Some(good),
     };
+    #[allow(clippy::disallowed_methods, reason = "the test times the real pipeline")]
     let started = Instant::now();
     let pipeline = Pipeline::start(Box::new(source), EncodeStage::new(Box::new(encoder)), options, None).unwrap();
     let packets = std::iter::from_fn(|| pipeline.output().recv_blocking().ok()).count();

@@ -138,7 +138,7 @@ impl Recording {
         self.end += self.buffer.len() as u64;
         self.frames += 1;
         self.write_count()?;
-        if self.frames % self.sync_every == 0 {
+        if self.frames.is_multiple_of(self.sync_every) {
             self.file
                 .sync_data()
                 .with_context(|| format!("syncing {}", self.path.display()))?;

@@ -276,7 +276,7 @@ impl Hub {
         }
     }
 
-    /// The rate of the frames sent over the last [`RATE_WINDOW`], once
+    /// The rate of the frames sent over the last two seconds, once
     /// frames have been sent for that long.
     pub fn actual_kbps(&mut self, now: Instant) -> Option<u32> {
         while self

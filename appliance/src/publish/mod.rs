@@ -13,16 +13,15 @@ mod backoff;
 mod endpoint;
 mod http;
 mod session;
-mod settings;
 mod state;
 
+pub use crate::config::publish::{EndpointConfig, IceServerConfig, PublishConfig, Token};
 pub use backoff::Backoff;
 pub use endpoint::{PublishOutput, Publisher, PublisherConfig};
 pub use http::{
     check_url, ice_servers, resolve, BadUrl, HttpFailure, HttpRequest, HttpResponse, IceServer, Method, RequestId,
     Secret,
 };
-pub use settings::{EndpointConfig, IceServerConfig, PublishConfig, Token};
 pub use state::{EndpointStatus, Failure, PublishState};
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ pub enum ConvertError {
         /// The shortest stride that holds a line.
         min: usize,
     },
-    /// Wider or taller than [`MAX_SIDE`].
+    /// Wider or taller than `MAX_SIDE` (8192 pixels).
     #[error("frame of {0}x{1} is larger than {MAX_SIDE} pixels a side")]
     TooLarge(u32, u32),
     /// The JPEG is not the size negotiated.

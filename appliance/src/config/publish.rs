@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::config::Ranged;
+use super::Ranged;
 
 /// `[publish]`: where to push the stream, and how patiently to retry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
