@@ -238,7 +238,9 @@ export function renderStats(x = stats()) {
     const budget = st.latency || {};
     const q = (v) => (v ? `${fmt(v.median_ms, 1)} / ${fmt(v.p95_ms, 1)} ms` : '—');
     setText('s-budget', `to encoder out ${q(budget.capture_to_hub)} · to socket ${q(budget.capture_to_socket)}`);
-    setText('s-camera', st.camera, st.camera === 'ok' ? 'ok' : st.camera === 'lost' ? 'bad' : '');
+    const bad = st.frames_bad ? ` · ${st.frames_bad} bad frames skipped` : '';
+    setText('s-camera', `${st.camera}${bad}`, st.camera === 'ok' ? 'ok' : st.camera === 'lost' ? 'bad' : '');
+    renderPublish(st.publish);
     setText('s-uptime', formatDuration(st.uptime_s));
   } else if (x.statusError) {
     setText('source', 'device unreachable');
@@ -247,6 +249,8 @@ export function renderStats(x = stats()) {
   if (det) {
     setText('s-inference', `${fmt(Number(det.inference_us) / 1000, 1)} ms${det.frame_seq !== x.lastMeta.seq ? ` (frame ${det.frame_seq})` : ''}`);
     setText('s-model', det.model);
+  } else if (st && st.detection_off) {
+    setText('s-inference', `detection off: ${st.detection_off}`, 'warn');
   } else if (st && typeof st.inference_ms === 'number') {
     setText('s-inference', `${fmt(st.inference_ms, 1)} ms`);
   } else {
@@ -257,4 +261,21 @@ export function renderStats(x = stats()) {
     el.hidden = false;
     setText('check', `overlay check: ${x.overlay.hits}/${x.overlay.checked} hits`, 'muted');
   }
+}
+
+// One line per WHIP endpoint: its state, rate, round trip and how long it
+// has been so; green when all are live, red when one was refused.
+function renderPublish(endpoints) {
+  if (!Array.isArray(endpoints) || endpoints.length === 0) {
+    setText('s-publish', 'off');
+    return;
+  }
+  const line = (p) => {
+    const rate = typeof p.bitrate_kbps === 'number' ? ` · ${fmt(p.bitrate_kbps, 0)} kbps` : '';
+    const rtt = typeof p.rtt_ms === 'number' ? ` · rtt ${fmt(p.rtt_ms, 0)} ms` : '';
+    return `${p.name}: ${p.state}${rate}${rtt} · for ${formatDuration(p.since_s)}`;
+  };
+  const states = endpoints.map((p) => String(p.state));
+  const cls = states.some((s) => s.startsWith('rejected')) ? 'bad' : states.every((s) => s === 'live') ? 'ok' : 'warn';
+  setText('s-publish', endpoints.map(line).join('; '), cls);
 }

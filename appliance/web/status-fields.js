@@ -1,5 +1,5 @@
 // The fields of the device's /api/status that the dashboard reads, nested
-// ones as `a.b`. A browser test (status-fields.test.mjs) checks that a real
+// ones as `a.b` (an array, such as `publish`, by its own name only). A browser test (status-fields.test.mjs) checks that a real
 // `mado run` serves every one, and that the dashboard reads no other, so a
 // rename on either side fails a test. Pure data: node imports it too.
 
@@ -26,4 +26,7 @@ export const STATUS_FIELDS = [
   'uptime_s',
   'server_time_us',
   'inference_ms',
+  'detection_off',
+  'frames_bad',
+  'publish',
 ];

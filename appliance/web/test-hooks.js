@@ -41,7 +41,8 @@ function watched(target, prefix) {
   return new Proxy(target, {
     get(obj, key) {
       const value = obj[key];
-      if (typeof key !== 'string') return value;
+      // An array's items, length and methods are not field names.
+      if (typeof key !== 'string' || Array.isArray(obj)) return value;
       const path = prefix + key;
       statusReads.read.add(path);
       if (!(key in obj)) statusReads.missing.add(path);
