@@ -6,6 +6,7 @@ pub mod inspect;
 mod media_socket;
 pub mod record;
 pub mod run;
+mod service;
 
 use anyhow::Context as _;
 use mado::config::Config;

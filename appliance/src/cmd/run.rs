@@ -87,6 +87,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         adapt,
         egress: EgressLatency::default(),
         sent_bytes: 0,
+        service: super::service::Service::from_env(Instant::now()),
     };
     // Two threads: one runs the executor for HTTP and sockets, this one the driver.
     let (stop, stopped) = async_channel::bounded::<()>(1);
@@ -115,6 +116,8 @@ struct Driver<'a> {
     egress: EgressLatency,
     /// Bytes handed to the media sockets, to every viewer.
     sent_bytes: u64,
+    /// systemd's notify socket: ready, status and the watchdog.
+    service: super::service::Service,
 }
 
 enum Wake {
@@ -180,6 +183,7 @@ impl Driver<'_> {
             if now >= next_status {
                 let stats = self.pipeline.stats();
                 self.publish_status(now, &stats, &last);
+                self.service.tick(now, &stats, &self.state);
                 if now >= next_log {
                     log_status(&self.state);
                     next_log = now + LOG_EVERY;
