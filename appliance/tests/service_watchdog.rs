@@ -128,7 +128,7 @@ fn a_healthy_pipeline_says_ready_pings_the_watchdog_and_reports_its_status() {
     assert!(
         statuses
             .iter()
-            .any(|s| s.starts_with("streaming testpattern 160x120 at ")),
+            .any(|s| s.starts_with("streaming test pattern 160x120 at ")),
         "statuses: {statuses:?}"
     );
     assert!(status(&run)["frames_encoded"].as_u64().unwrap() > 0);

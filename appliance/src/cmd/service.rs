@@ -68,9 +68,15 @@ fn status_line(state: &HttpState, healthy: bool) -> Option<String> {
     let status = state.status.lock().ok()?;
     let text = |key: &str| status.get(key).and_then(|v| v.as_str()).unwrap_or("?");
     let number = |key: &str| status.get(key).and_then(|v| v.as_f64()).unwrap_or(0.0);
+    let size = (number("width") as u32, number("height") as u32);
+    // The test pattern's description names its size already.
+    let source = text("source");
+    let source = source
+        .strip_suffix(&format!(" {}x{}", size.0, size.1))
+        .unwrap_or(source);
     let summary = StatusSummary {
-        source: text("source"),
-        size: (number("width") as u32, number("height") as u32),
+        source,
+        size,
         fps: number("fps"),
         kbps: number("bitrate_kbps"),
         viewers: number("viewers_connected") as u64,
