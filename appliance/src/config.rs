@@ -11,6 +11,9 @@ use crate::encode::{Backend, EncoderSettings};
 use crate::frame::VideoSize;
 use crate::source::SourceSpec;
 
+mod board_config;
+pub use board_config::{BoardConfig, BoardProfile, GpioLine};
+
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
@@ -60,6 +63,7 @@ pub struct Config {
     pub live: LiveConfig,
     pub detect: DetectConfig,
     pub adapt: AdaptConfig,
+    pub board: BoardConfig,
 }
 
 /// Bandwidth adaptation: the encoder follows the viewers' links (libaom; with

@@ -1,5 +1,6 @@
 //! The binary's commands.
 
+mod board_io;
 pub mod cameras;
 mod http;
 pub mod inspect;

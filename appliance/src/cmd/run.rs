@@ -88,6 +88,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         egress: EgressLatency::default(),
         sent_bytes: 0,
         service: super::service::Service::from_env(Instant::now()),
+        board: super::board_io::BoardIo::start(&config.board),
     };
     // Two threads: one runs the executor for HTTP and sockets, this one the driver.
     let (stop, stopped) = async_channel::bounded::<()>(1);
@@ -118,6 +119,8 @@ struct Driver<'a> {
     sent_bytes: u64,
     /// systemd's notify socket: ready, status and the watchdog.
     service: super::service::Service,
+    /// The board's GPIO features (status LED, relay, PIR, button).
+    board: super::board_io::BoardIo,
 }
 
 enum Wake {
@@ -157,6 +160,7 @@ impl Driver<'_> {
             match wake {
                 Wake::Datagram(d) => self.hub.handle_receive(now, d.source, d.destination, &d.contents),
                 Wake::Frame(frame) => {
+                    self.board.on_frame(&frame);
                     self.egress.on_frame(now, &frame);
                     self.hub.handle_frame(now, &frame);
                 }
@@ -183,7 +187,8 @@ impl Driver<'_> {
             if now >= next_status {
                 let stats = self.pipeline.stats();
                 self.publish_status(now, &stats, &last);
-                self.service.tick(now, &stats, &self.state);
+                let healthy = self.service.tick(now, &stats, &self.state);
+                self.board.on_status(&stats, self.hub.connected_count(), healthy);
                 if now >= next_log {
                     log_status(&self.state);
                     next_log = now + LOG_EVERY;
