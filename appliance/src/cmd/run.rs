@@ -87,7 +87,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         adapt,
         egress: EgressLatency::default(),
         sent_bytes: 0,
-        service: super::service::Service::from_env(Instant::now()),
+        service: super::service::Service::from_env(),
         board: super::board_io::BoardIo::start(&config.board),
     };
     // Two threads: one runs the executor for HTTP and sockets, this one the driver.
