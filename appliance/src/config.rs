@@ -13,6 +13,9 @@ use crate::source::SourceSpec;
 
 pub mod publish;
 
+mod board_config;
+pub use board_config::{BoardConfig, BoardProfile, GpioLine};
+
 /// Why the configuration could not be loaded.
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -86,6 +89,8 @@ pub struct Config {
     pub adapt: AdaptConfig,
     /// `[publish]`: WHIP endpoints (cloud SFUs) to push the stream to.
     pub publish: publish::PublishConfig,
+    /// `[board]`: the board profile and its GPIO lines.
+    pub board: BoardConfig,
 }
 
 /// Bandwidth adaptation: the encoder follows the viewers' links (libaom; with

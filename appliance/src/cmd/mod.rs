@@ -2,6 +2,7 @@
 //! files, the clock and threads live here and in the pipeline's thread
 //! runner; everything they drive takes time as an argument.
 
+mod board_io;
 pub mod cameras;
 mod http;
 pub mod inspect;
@@ -10,6 +11,7 @@ mod publish;
 pub mod record;
 pub mod run;
 mod status;
+mod service;
 
 use anyhow::Context as _;
 use mado::config::Config;

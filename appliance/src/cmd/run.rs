@@ -122,6 +122,8 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         published_sources: None,
         publishing,
         ex: ex.clone(),
+        service: super::service::Service::from_env(),
+        board: super::board_io::BoardIo::start(&config.board),
     };
     // Two threads: one runs the executor for HTTP and sockets, this one the driver.
     let (stop, stopped) = async_channel::bounded::<()>(1);
@@ -167,6 +169,10 @@ struct Driver<'a> {
     /// WHIP endpoints fed the same frames as the viewers.
     publishing: Publishing,
     ex: Arc<smol::Executor<'static>>,
+    /// systemd's notify socket: ready, status and the watchdog.
+    service: super::service::Service,
+    /// The board's GPIO features (status LED, relay, PIR, button).
+    board: super::board_io::BoardIo,
 }
 
 /// Everything the driver waits on besides time.
@@ -285,6 +291,8 @@ impl Driver<'_> {
             if now >= next_status {
                 let stats = self.pipeline.stats();
                 self.publish_status(now, &stats, &last);
+                let healthy = self.service.tick(now, &stats, &self.state);
+                self.board.on_status(&stats, self.hub.connected_count(), healthy);
                 if now >= next_log {
                     log_status(&self.state, self.intake.dropped.load(Ordering::Relaxed));
                     next_log = now + LOG_EVERY;
@@ -306,6 +314,7 @@ impl Driver<'_> {
     }
 
     fn on_frame(&mut self, now: Instant, frame: &EncodedFrame) {
+        self.board.on_frame(frame);
         self.egress.on_frame(now, frame);
         self.hub.handle_frame(now, frame);
         self.publishing.handle_frame(now, frame);

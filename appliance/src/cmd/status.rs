@@ -89,6 +89,17 @@ pub enum CameraState {
     Lost,
 }
 
+impl CameraState {
+    /// The name the JSON uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Ok => "ok",
+            Self::Lost => "lost",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

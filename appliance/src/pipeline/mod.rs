@@ -511,6 +511,7 @@ fn run_encoder(
     let mut ready = Vec::new();
     let mut receiving = true;
     while receiving {
+        crate::fault::before_encoding(stats.encoded.load(Ordering::Relaxed));
         let mut frame = frames.recv_blocking().ok();
         receiving = frame.is_some();
         if let (Some(frame), Some(schedule)) = (&mut frame, &schedule) {

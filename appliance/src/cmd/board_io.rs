@@ -1,0 +1,200 @@
+//! The board's GPIO features in `mado run`: one thread owns the pins and
+//! runs [`BoardLogic`] on the real clock; the media driver tells it the
+//! appliance's state and each frame's detections.
+//!
+//! Events without a consumer yet are hooks: motion is logged and counted
+//! (detection has no motion gating yet; it runs on its own schedule), a short
+//! press is logged and counted as a snapshot event (events do not exist
+//! yet), and a 10 s hold writes `reset-password` in the state directory for
+//! the login work to act on.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use board::gpio::{ApplianceState, BoardLogic, BoardOutput, BoardPins, InputSample, LogicConfig};
+use mado::config::BoardConfig;
+use mado::encode::EncodedFrame;
+use mado::pipeline::StatsSnapshot;
+
+/// How often the input pins are sampled (debouncing works on these samples).
+const SAMPLE_EVERY: Duration = Duration::from_millis(10);
+/// The marker the button's long press leaves for the login work.
+pub const RESET_MARKER: &str = "reset-password";
+
+enum Message {
+    State(ApplianceState),
+    Detections(Vec<String>),
+}
+
+/// The handle the media driver feeds; the thread ends when it is dropped.
+pub struct BoardIo {
+    to_thread: Option<Sender<Message>>,
+    last_state: Option<ApplianceState>,
+}
+
+impl BoardIo {
+    /// Opens the configured lines and starts the board thread; features
+    /// that are not available are logged once and left out.
+    pub fn start(config: &BoardConfig) -> Self {
+        let model = std::fs::read_to_string("/proc/device-tree/model").ok();
+        let profile = config.profile(model.as_deref());
+        let lines = config.lines(profile);
+        let (pins, missing) = BoardPins::open(&lines);
+        for m in &missing {
+            tracing::warn!("board: {} not available ({})", m.feature, m.reason);
+        }
+        let opened = [lines.status_led, lines.relay, lines.pir, lines.button]
+            .iter()
+            .filter(|l| l.is_some())
+            .count()
+            - missing.len();
+        tracing::info!(?profile, features = opened, "board GPIO");
+        if opened == 0 {
+            return Self {
+                to_thread: None,
+                last_state: None,
+            };
+        }
+        let logic_config = LogicConfig {
+            relay_classes: config.relay_classes.clone(),
+            relay_hold: Duration::from_millis(config.relay_hold_ms.get() as u64),
+            pir_settle: Duration::from_millis(config.pir_settle_ms.get() as u64),
+        };
+        let state_dir = std::env::var_os("STATE_DIRECTORY").map_or_else(|| PathBuf::from("."), PathBuf::from);
+        let (tx, rx) = channel();
+        #[allow(clippy::disallowed_methods, reason = "the board shell's own thread")]
+        let spawned = std::thread::Builder::new().name("mado-board".into()).spawn(move || {
+            #[allow(clippy::disallowed_methods, reason = "the board shell reads the clock")]
+            let now = Instant::now();
+            let mut shell = Shell {
+                logic: BoardLogic::new(now, logic_config),
+                pins,
+                state_dir,
+                motion: 0,
+                snapshots: 0,
+            };
+            loop {
+                #[allow(clippy::disallowed_methods, reason = "the board shell reads the clock")]
+                let now = Instant::now();
+                shell.turn(now);
+                let mut wait = shell.logic.poll_timeout().saturating_duration_since(now);
+                if shell.pins.has_inputs() {
+                    wait = wait.min(SAMPLE_EVERY);
+                }
+                match rx.recv_timeout(wait) {
+                    #[allow(clippy::disallowed_methods, reason = "the board shell reads the clock")]
+                    Ok(message) => shell.handle(Instant::now(), message),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!("board: cannot start its thread: {e}");
+            return Self {
+                to_thread: None,
+                last_state: None,
+            };
+        }
+        Self {
+            to_thread: Some(tx),
+            last_state: None,
+        }
+    }
+
+    /// The appliance's state, from the driver's status tick.
+    pub fn on_status(&mut self, stats: &StatsSnapshot, viewers: usize, healthy: bool) {
+        let state = if !healthy {
+            ApplianceState::Error
+        } else if stats.source_lost {
+            ApplianceState::CameraLost
+        } else if stats.encoded == 0 {
+            ApplianceState::Starting
+        } else {
+            ApplianceState::Streaming { viewers }
+        };
+        if self.last_state != Some(state) {
+            self.last_state = Some(state);
+            self.send(Message::State(state));
+        }
+    }
+
+    /// An encoded frame: its detections may switch the relay.
+    pub fn on_frame(&self, frame: &EncodedFrame) {
+        if let Some(detections) = &frame.info.detections {
+            if !detections.items.is_empty() {
+                let labels = detections.items.iter().map(|d| d.label.as_str().to_owned()).collect();
+                self.send(Message::Detections(labels));
+            }
+        }
+    }
+
+    fn send(&self, message: Message) {
+        if let Some(tx) = &self.to_thread {
+            let _ = tx.send(message);
+        }
+    }
+}
+
+struct Shell {
+    logic: BoardLogic,
+    pins: BoardPins,
+    state_dir: PathBuf,
+    motion: u64,
+    snapshots: u64,
+}
+
+impl Shell {
+    fn handle(&mut self, now: Instant, message: Message) {
+        match message {
+            Message::State(state) => self.logic.handle_state(now, state),
+            Message::Detections(labels) => self.logic.handle_detections(now, labels.iter().map(String::as_str)),
+        }
+        self.apply();
+    }
+
+    fn turn(&mut self, now: Instant) {
+        self.logic.handle_timeout(now);
+        if let Some(level) = self.pins.read_pir() {
+            self.logic.handle_input(now, InputSample::Pir(level));
+        }
+        if let Some(level) = self.pins.read_button() {
+            self.logic.handle_input(now, InputSample::Button(level));
+        }
+        self.apply();
+    }
+
+    fn apply(&mut self) {
+        while let Some(output) = self.logic.poll_output() {
+            match output {
+                BoardOutput::Led(lit) => self.pins.set_led(lit),
+                BoardOutput::Relay(on) => {
+                    tracing::info!(on, "board: relay");
+                    self.pins.set_relay(on);
+                }
+                BoardOutput::Motion => {
+                    self.motion += 1;
+                    tracing::info!(
+                        count = self.motion,
+                        "board: motion (detection runs on its own schedule)"
+                    );
+                }
+                BoardOutput::Snapshot => {
+                    self.snapshots += 1;
+                    tracing::info!(count = self.snapshots, "board: button pressed: snapshot event");
+                }
+                BoardOutput::ResetPassword => {
+                    let marker = self.state_dir.join(RESET_MARKER);
+                    match std::fs::write(&marker, b"reset requested by the button\n") {
+                        Ok(()) => tracing::warn!(
+                            "board: button held 10 s: password reset to first-boot state requested ({})",
+                            marker.display()
+                        ),
+                        Err(e) => tracing::warn!("board: cannot write {}: {e}", marker.display()),
+                    }
+                }
+            }
+        }
+    }
+}
