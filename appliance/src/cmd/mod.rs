@@ -10,8 +10,8 @@ mod media_socket;
 mod publish;
 pub mod record;
 pub mod run;
-mod status;
 mod service;
+mod status;
 
 use anyhow::Context as _;
 use mado::config::Config;
