@@ -28,6 +28,29 @@ export function findRed(data, w, h) {
   return { xs, ys, bounds: { x: x0, y: y0, w: x1 - x0 + STRIDE, h: y1 - y0 + STRIDE } };
 }
 
+// Whether a box in picture pixels ({x, y, w, h}, e.g. a metadata box) lies
+// on the red square `red` (from findRed): the square's centroid inside the
+// box, at least 80% of the box's samples red and at least 70% of the red
+// inside the box. Used where a decoded picture is matched with its own
+// metadata rather than with a drawn outline (the WHIP test through Janus).
+export function boxOnRed(box, red) {
+  const inBox = (x, y) => x >= box.x && x < box.x + box.w && y >= box.y && y < box.y + box.h;
+  const n = red.xs.length;
+  let sx = 0;
+  let sy = 0;
+  let inside = 0;
+  for (let k = 0; k < n; k++) {
+    sx += red.xs[k];
+    sy += red.ys[k];
+    if (inBox(red.xs[k], red.ys[k])) inside++;
+  }
+  const boxSamples = Math.max(1, Math.ceil(box.w / STRIDE) * Math.ceil(box.h / STRIDE));
+  const cover = inside / boxSamples;
+  const share = inside / n;
+  const round = (v) => Math.round(v * 1000) / 1000; // for the report only
+  return { hit: inBox(sx / n, sy / n) && cover >= 0.8 && share >= 0.7, cover: round(cover), inside: round(share) };
+}
+
 // The test pattern spells the low 16 bits of its frame number in a row of
 // white (1) and black (0) blocks along the top edge, least significant bit
 // first, each block floor(width / 32) pixels square (SeqStrip in

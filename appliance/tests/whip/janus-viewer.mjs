@@ -223,7 +223,18 @@ await page.evaluate(() => {
 let lan = null;
 if (madoUrl) {
   lan = await context.newPage();
+  // The dashboard's test hooks (window.madoTest) are a module the page never
+  // loads by itself; add it as the browser tests' openDashboard does.
+  await lan.addInitScript(() => {
+    document.addEventListener('DOMContentLoaded', () => {
+      const s = document.createElement('script');
+      s.type = 'module';
+      s.src = '/test-hooks.js';
+      document.head.append(s);
+    });
+  });
   await lan.goto(`${madoUrl}?check=overlay`);
+  await lan.waitForFunction(() => window.madoTest !== undefined);
   const offer = await page.evaluate(() => window.connectLan());
   const response = await fetch(`${madoUrl}whep`, {
     method: 'POST',

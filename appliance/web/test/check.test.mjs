@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { findRed, readSeqStrip, findOutline, iou, judgePicture, TARGET_RGB } from '../check.js';
+import { findRed, readSeqStrip, findOutline, iou, judgePicture, boxOnRed, TARGET_RGB } from '../check.js';
 
 // An RGBA picture: grey background, the frame-number strip for `seq` along
 // the top edge, and red rectangles.
@@ -118,4 +118,13 @@ test('labels alone are no box, and a picture without the target has no red', () 
   const v = judgePicture(data, w, h, w);
   assert.equal(v.red, null);
   assert.ok(v.box);
+});
+
+test('a metadata box on the square matches; one a frame off, mostly grey or too small does not', () => {
+  const square = { x: 118, y: 166, w: 30, h: 30 };
+  const red = findRed(picture(320, 240, { reds: [square] }), 320, 240);
+  assert.equal(boxOnRed(square, red).hit, true);
+  assert.equal(boxOnRed({ ...square, x: square.x + 18, y: square.y + 5 }, red).hit, false, 'the next frame\'s box misses');
+  assert.equal(boxOnRed({ x: 70, y: 120, w: 120, h: 120 }, red).hit, false, 'mostly not red');
+  assert.equal(boxOnRed({ x: 128, y: 176, w: 10, h: 10 }, red).hit, false, 'most red outside');
 });
