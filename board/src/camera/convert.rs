@@ -216,7 +216,7 @@ fn yuyv_rows_to_i420(src: &[u8], stride: usize, w: usize, h: usize, y: &mut [u8]
             }
         }
         for col in 0..w / 2 {
-            let avg = |at: usize| ((u16::from(top[at]) + u16::from(bottom[at]) + 1) / 2) as u8;
+            let avg = |at: usize| (u16::from(top[at]) + u16::from(bottom[at])).div_ceil(2) as u8;
             u[row * w / 2 + col] = avg(col * 4 + 1);
             v[row * w / 2 + col] = avg(col * 4 + 3);
         }
