@@ -161,3 +161,13 @@ fn sizes_too_large_to_be_a_camera_frame_are_refused_without_allocating() {
     }
     assert!(largest_since_reset() < 1 << 20);
 }
+
+#[test]
+fn a_zero_width_or_height_is_an_error_for_every_format() {
+    for format in PixelFormat::ALL {
+        for (w, h) in [(0, 2), (4, 0), (0, 0)] {
+            let err = convert(format, w, h, 0, &[0; 64]).unwrap_err();
+            assert!(matches!(err, ConvertError::OddSize(..)), "{format} {w}x{h}: {err}");
+        }
+    }
+}

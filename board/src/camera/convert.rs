@@ -24,8 +24,8 @@ pub enum ConvertError {
         /// Bytes captured.
         got: usize,
     },
-    /// Width or height is odd.
-    #[error("width and height must be even, got {0}x{1}")]
+    /// Width or height is odd, or zero.
+    #[error("width and height must be even and non-zero, got {0}x{1}")]
     OddSize(u32, u32),
     /// The JPEG does not decode.
     #[error("MJPEG frame does not decode: {0}")]
@@ -128,7 +128,8 @@ pub struct RawFrame<'a> {
 /// allocated or read, so a bad frame is an error, never a panic.
 pub fn to_i420(frame: &RawFrame<'_>, out: &mut Vec<u8>) -> Result<(), ConvertError> {
     let (w, h) = (frame.width as usize, frame.height as usize);
-    if w % 2 != 0 || h % 2 != 0 {
+    // A zero size once reached `chunks_exact_mut(0)` (found by the to_i420 fuzz target).
+    if w % 2 != 0 || h % 2 != 0 || w == 0 || h == 0 {
         return Err(ConvertError::OddSize(frame.width, frame.height));
     }
     if frame.width > MAX_SIDE || frame.height > MAX_SIDE {
