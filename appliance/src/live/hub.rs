@@ -110,7 +110,7 @@ pub enum HubOutput {
 ///     keyframe_min_interval: Duration::from_millis(300),
 ///     pacing_kbps: 3000,
 /// };
-/// let mut hub = Hub::new(config, 7);
+/// let mut hub = Hub::new(config, [7; 32]);
 ///
 /// // A browser's offer, made here by a str0m peer.
 /// let mut browser = str0m::Rtc::builder().enable_av1(true).build(now);
