@@ -17,4 +17,4 @@ pub use whep::{check_content_type, check_offer, WhepError, MAX_OFFER_BYTES, SDP_
 #[cfg(test)]
 mod adapt_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -224,8 +224,9 @@ fn drain(client: &mut Client, to_hub: &mut Vec<(SocketAddr, SocketAddr, Vec<u8>)
     }
 }
 
-/// A stream encoded the way the appliance does it, keyframes every 30 frames.
-fn encoded_stream(frames: u64) -> Vec<EncodedFrame> {
+/// A stream encoded the way the appliance does it, keyframes every 30 frames
+/// (the publisher's tests use it too).
+pub(crate) fn encoded_stream(frames: u64) -> Vec<EncodedFrame> {
     let size = "160x120".parse().unwrap();
     let mut config = Config::default();
     config.encoder.keyframe_interval = crate::config::Ranged::new_const(30);

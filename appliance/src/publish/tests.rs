@@ -12,13 +12,10 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 use super::*;
-use crate::config::Config;
 use crate::encode::EncodedFrame;
-use crate::frame::CaptureTime;
+use crate::live::tests::encoded_stream;
 use crate::live::{Hub, HubConfig, HubOutput};
 use crate::meta::FrameMeta;
-use crate::pipeline::EncodeStage;
-use crate::source::{FrameSource, TestPattern};
 
 const SERVER_ADDR: &str = "127.0.0.1:7000";
 const CAMERA_ADDR: &str = "127.0.0.1:8189";
@@ -281,28 +278,6 @@ impl Net {
     fn live(&self) -> bool {
         *self.publisher.state() == PublishState::Live
     }
-}
-
-/// A stream encoded as the appliance does, keyframes every 30 frames.
-fn encoded_stream(frames: u64) -> Vec<EncodedFrame> {
-    let size = "160x120".parse().unwrap();
-    let mut config = Config::default();
-    config.encoder.keyframe_interval = crate::config::Ranged::new_const(30);
-    let mut stage = EncodeStage::new(crate::encode::open_encoder(&config.encoder_settings(size)).unwrap());
-    let mut source = TestPattern::new(size);
-    let mut out = Vec::new();
-    let start = start_instant();
-    for seq in 0..frames {
-        let capture = CaptureTime {
-            mono: start + Duration::from_millis(33 * seq),
-            wall_us: 1_000_000 + 33_333 * seq,
-        };
-        stage
-            .push(Some(&source.next_frame(seq, capture).unwrap()), &mut out)
-            .unwrap();
-    }
-    stage.push(None, &mut out).unwrap();
-    out
 }
 
 const MS: Duration = Duration::from_millis(1);
