@@ -11,7 +11,9 @@ use crate::encode::{Backend, EncoderSettings};
 use crate::frame::VideoSize;
 use crate::source::SourceSpec;
 
+mod auth;
 pub mod publish;
+pub use auth::{AuthConfig, AuthMode, TlsConfig, TlsMode};
 
 mod board_config;
 pub use board_config::{BoardConfig, BoardProfile, GpioLine};
@@ -75,6 +77,10 @@ impl<const MIN: i64, const MAX: i64> From<Ranged<MIN, MAX>> for i64 {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// Where the password hash, API tokens and the TLS certificate are kept;
+    /// empty: `$STATE_DIRECTORY` (systemd's `StateDirectory=`), else
+    /// `$XDG_DATA_HOME/mado`, else `~/.local/share/mado`.
+    pub state_dir: String,
     /// `[source]`: where frames come from.
     pub source: SourceConfig,
     /// `[encoder]`: the AV1 encoder.
@@ -91,6 +97,10 @@ pub struct Config {
     pub publish: publish::PublishConfig,
     /// `[board]`: the board profile and its GPIO lines.
     pub board: BoardConfig,
+    /// `[auth]`: login.
+    pub auth: AuthConfig,
+    /// `[tls]`: HTTPS.
+    pub tls: TlsConfig,
 }
 
 /// Bandwidth adaptation: the encoder follows the viewers' links (libaom; with
@@ -355,7 +365,9 @@ impl Config {
 
     /// Parses TOML text; the error names the offending key and line.
     pub fn from_toml(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e: toml::de::Error| e.to_string().trim_end().to_owned())
+        let config: Self = toml::from_str(text).map_err(|e: toml::de::Error| e.to_string().trim_end().to_owned())?;
+        config.tls.check()?;
+        Ok(config)
     }
 
     /// Encoder settings for frames of `size`.

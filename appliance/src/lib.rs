@@ -9,6 +9,7 @@
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
 pub mod adapt;
+pub mod auth;
 pub mod av1;
 pub mod config;
 pub mod detect;

@@ -21,6 +21,10 @@ struct Cli {
     /// TOML config file; without one every setting takes its default.
     #[arg(long, global = true, env = "MADO_CONFIG")]
     config: Option<PathBuf>,
+    /// Where the password hash, API tokens and TLS certificate are kept
+    /// (overrides `state_dir` in the config).
+    #[arg(long, global = true, env = "MADO_STATE_DIR")]
+    state_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -40,6 +44,40 @@ enum Command {
     PrintConfig,
     /// List the cameras (V4L2 capture devices), their formats, sizes and frame rates, as JSON lines.
     Cameras,
+    /// The dashboard's password, API tokens and TLS certificate (in the state directory).
+    Auth {
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuthCommand {
+    /// Create what is missing: a password (printed once) and the self-signed certificate. Changes nothing that exists.
+    Init,
+    /// Set the password to the first line of standard input (at least 8 characters).
+    SetPassword,
+    /// API tokens for scripts and WHEP clients (`Authorization: Bearer <token>`).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token called NAME and print it (it is shown only this once).
+    Create {
+        /// A name to revoke it by (letters, digits, '-', '_', '.').
+        name: String,
+    },
+    /// Revoke the token called NAME.
+    Revoke {
+        /// The token's name.
+        name: String,
+    },
+    /// List the tokens' names.
+    List,
 }
 
 /// Overrides of the `[source]` settings.
@@ -136,6 +174,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut config = Config::load(cli.config.as_deref()).context("loading the configuration")?;
+    if let Some(dir) = cli.state_dir {
+        config.state_dir = dir.to_string_lossy().into_owned();
+    }
     match cli.command.unwrap_or(Command::Run(RunArgs::default())) {
         Command::Run(args) => {
             args.source.apply(&mut config)?;
@@ -162,8 +203,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Inspect { file } => cmd::inspect::inspect(&file),
         Command::Cameras => cmd::cameras::list(),
+        Command::Auth { command } => {
+            use cmd::auth::AuthCommand as A;
+            let command = match command {
+                AuthCommand::Init => A::Init,
+                AuthCommand::SetPassword => A::SetPassword,
+                AuthCommand::Token { command } => match command {
+                    TokenCommand::Create { name } => A::TokenCreate(name),
+                    TokenCommand::Revoke { name } => A::TokenRevoke(name),
+                    TokenCommand::List => A::TokenList,
+                },
+            };
+            cmd::auth::command(&config, command)
+        }
         Command::PrintConfig => {
             print!("{}", toml::to_string_pretty(&config)?);
+            if let Some((path, fingerprint)) = cmd::auth::existing_fingerprint(&config) {
+                println!("\n# TLS certificate {}\n# SHA-256 fingerprint {fingerprint}", path.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

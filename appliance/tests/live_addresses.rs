@@ -58,6 +58,7 @@ impl Namespace {
             .args(["netns", "exec", &self.0, program])
             .args(args)
             .env("MADO_LOG", "warn")
+            .env("MADO_STATE_DIR", common::auth::shared().dir())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -86,6 +87,7 @@ fn offer(ns: &Namespace, dir: &std::path::Path) -> (u16, String) {
     let file = dir.join("offer.sdp");
     std::fs::write(&file, sdp).unwrap();
     let data = format!("@{}", file.display());
+    let authorization = format!("authorization: {}", common::auth::shared().bearer());
     let out = ns.inside(&[
         "curl",
         "-s",
@@ -95,6 +97,8 @@ fn offer(ns: &Namespace, dir: &std::path::Path) -> (u16, String) {
         "\n%{http_code}",
         "-H",
         "content-type: application/sdp",
+        "-H",
+        &authorization,
         "--data-binary",
         &data,
         "http://127.0.0.1:8080/whep",

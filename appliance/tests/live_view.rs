@@ -29,7 +29,8 @@ fn whep_refuses_bad_requests_with_the_right_status() {
     assert!(reason.contains("AV1"), "{reason}");
     assert_eq!(server.delete("/whep/0123456789abcdef"), 404);
     assert_eq!(server.delete("/whep/nonsense"), 404);
-    let patch = Server::agent()
+    let patch = server
+        .agent()
         .patch(format!("{}/whep/0123456789abcdef", server.base))
         .send(&b""[..])
         .unwrap();

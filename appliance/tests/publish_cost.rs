@@ -39,8 +39,8 @@ fn cpu_time(pid: u32) -> Duration {
 /// Starts a viewer on its own thread for `duration`; returns the frames it got.
 fn view(base: &str, duration: Duration) -> std::thread::JoinHandle<usize> {
     let (mut viewer, offer) = Viewer::new(&[Codec::Av1]);
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let mut response = agent
+    let mut response = common::auth::shared()
+        .agent()
         .post(format!("{base}/whep"))
         .header("content-type", "application/sdp")
         .send(offer.as_bytes())

@@ -10,6 +10,8 @@
 
 #![allow(clippy::disallowed_methods)] // reason: these tests drive real processes in real time, like the shell
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -230,7 +232,7 @@ fn janus_relays_every_frame_with_metadata_and_mado_publishes_again_after_janus_r
         &config,
         format!(
             "[source]\nkind = \"testpattern\"\nsize = \"320x240\"\n\
-             [live]\nlisten = \"{CAM_ADDR}:8080\"\nannounce = [\"{CAM_ADDR}\"]\n\
+             [live]\nlisten = \"{CAM_ADDR}:8080\"\nannounce = [\"{CAM_ADDR}\"]\n[tls]\nmode = \"off\"\n\
              [publish]\ninitial_backoff_ms = 500\nmax_backoff_ms = 2000\n\
              [[publish.endpoints]]\nname = \"janus\"\nurl = \"http://{SFU_ADDR}:7080/whip/endpoint/cam\"\ntoken = \"{TOKEN}\"\n"
         ),
@@ -242,6 +244,7 @@ fn janus_relays_every_frame_with_metadata_and_mado_publishes_again_after_janus_r
             .args(["run", "--config"])
             .arg(&config)
             .env("MADO_LOG", "info")
+            .env("MADO_STATE_DIR", common::auth::shared().dir())
             .stdout(Stdio::null())
             .stderr(mado_log)
             .spawn()
@@ -255,6 +258,8 @@ fn janus_relays_every_frame_with_metadata_and_mado_publishes_again_after_janus_r
         .arg(ROOM.to_string())
         .arg("90")
         .arg(format!("http://{CAM_ADDR}:8080/"))
+        .env("MADO_PASSWORD", common::auth::PASSWORD)
+        .env("MADO_TOKEN", &common::auth::shared().token)
         .current_dir(&whip)
         .stdout(Stdio::piped())
         .spawn()

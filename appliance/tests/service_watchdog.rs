@@ -24,6 +24,7 @@ struct Run {
     base: String,
     notify: UnixDatagram,
     _dir: tempfile::TempDir,
+    auth: common::auth::TestAuth,
 }
 
 impl Drop for Run {
@@ -39,6 +40,8 @@ fn start(wedge_after_frames: Option<u64>) -> Run {
     let notify = UnixDatagram::bind(&path).unwrap();
     notify.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
     let mut cmd = common::mado();
+    let auth = common::auth::TestAuth::new();
+    auth.apply(&mut cmd);
     cmd.args([
         "run",
         "--source",
@@ -74,6 +77,7 @@ fn start(wedge_after_frames: Option<u64>) -> Run {
         base,
         notify,
         _dir: dir,
+        auth,
     }
 }
 
@@ -101,8 +105,7 @@ fn pings(messages: &[(Duration, String)]) -> Vec<Duration> {
 }
 
 fn status(run: &Run) -> serde_json::Value {
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let mut resp = agent.get(format!("{}/api/status", run.base)).call().unwrap();
+    let mut resp = run.auth.agent().get(format!("{}/api/status", run.base)).call().unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap()
 }

@@ -99,11 +99,14 @@ fn a_thousand_slow_connections_leave_the_viewer_and_the_status_api_alone() {
         let Some(mut stream) = connect_from(&from, http) else {
             continue;
         };
+        let auth = server.auth.bearer();
         let request: Vec<u8> = match i % 3 {
-            0 => b"GET /api/status HTTP/1.1\r\nHost: ma".to_vec(),
-            1 => b"POST /whep HTTP/1.1\r\nHost: mado\r\nContent-Type: application/sdp\r\nContent-Length: 5000\r\n\r\nv=0\r\n"
-                .to_vec(),
-            _ => b"GET /app.js HTTP/1.1\r\nHost: mado\r\n\r\n".repeat(400),
+            0 => b"GET /api/status HTTP/1.1\r\nHost: lo".to_vec(),
+            1 => format!("POST /whep HTTP/1.1\r\nHost: localhost\r\nAuthorization: {auth}\r\nContent-Type: application/sdp\r\nContent-Length: 5000\r\n\r\nv=0\r\n")
+                .into_bytes(),
+            _ => format!("GET /app.js HTTP/1.1\r\nHost: localhost\r\nAuthorization: {auth}\r\n\r\n")
+                .repeat(400)
+                .into_bytes(),
         };
         stream.set_write_timeout(Some(Duration::from_millis(50))).unwrap();
         let _ = stream.write_all(&request);
@@ -245,7 +248,8 @@ fn two_hundred_abandoned_offers_then_a_real_viewer_still_gets_in() {
             let (_, offer) = Viewer::new(&[Codec::Av1]);
             let mut stream = TcpStream::connect(http).unwrap();
             let head = format!(
-                "POST /whep HTTP/1.1\r\nHost: mado\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n",
+                "POST /whep HTTP/1.1\r\nHost: localhost\r\nAuthorization: {}\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n",
+                server.auth.bearer(),
                 offer.len()
             );
             stream.write_all(head.as_bytes()).unwrap();

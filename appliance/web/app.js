@@ -24,6 +24,9 @@ async function tick() {
   drawTimeline();
 }
 
+$('logout').onclick = () => {
+  fetch('/api/logout', { method: 'POST', cache: 'no-store' }).finally(() => location.assign('/login'));
+};
 $('reconnect').onclick = () => {
   S.backoffMs = BACKOFF_MIN_MS;
   scheduleReconnect('asked to reconnect', 'waiting', true);

@@ -64,8 +64,15 @@ export async function pollStatus() {
   const t0 = performance.now();
   try {
     const res = await fetch('/api/status', { cache: 'no-store' });
+    if (res.status === 401) {
+      // The session ended (logout elsewhere, expiry, a new password).
+      location.assign('/login');
+      return;
+    }
     if (!res.ok) throw new Error(`GET /api/status: ${res.status}`);
     S.status = await res.json();
+    const authWarning = document.getElementById('auth-warning');
+    if (authWarning) authWarning.hidden = S.status.auth !== 'none';
     const t1 = performance.now();
     S.statusError = null;
     const body = S.status;

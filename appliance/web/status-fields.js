@@ -29,4 +29,5 @@ export const STATUS_FIELDS = [
   'detection_off',
   'frames_bad',
   'publish',
+  'auth',
 ];

@@ -184,6 +184,10 @@ export async function connect() {
       cache: 'no-store',
     });
     const text = await res.text();
+    if (res.status === 401) {
+      location.assign('/login');
+      return;
+    }
     if (res.status !== 201) throw new HttpError(res.status, text);
     const where = res.headers.get('Location');
     if (where) conn.location = new URL(where, res.url).href;

@@ -1,6 +1,7 @@
 //! The HTTP side of live view: dashboard assets, the WHEP endpoint and the
 //! status API, served with hyper on smol.
 
+use super::login::Gate;
 use super::status::Status;
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -41,6 +42,8 @@ pub struct HttpState {
     pub commands: async_channel::Sender<Command>,
     /// The latest status; `server_time_us` is set per request.
     pub status: Mutex<Status>,
+    /// Login, sessions, and the Host/Origin checks.
+    pub gate: Gate,
 }
 
 const WHEP_PATH: &str = "/whep";
@@ -63,6 +66,12 @@ const MAX_CONNECTIONS_PER_ADDRESS: usize = 32;
 /// imported by nothing the page loads on its own.
 const ASSETS: &[(&str, &str, &str)] = &[
     ("/", "text/html; charset=utf-8", include_str!("../../web/index.html")),
+    ("/login", "text/html; charset=utf-8", include_str!("../../web/login.html")),
+    (
+        "/login.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/login.js"),
+    ),
     (
         "/style.css",
         "text/css; charset=utf-8",
@@ -184,8 +193,14 @@ impl Drop for ConnectionPermit {
 }
 
 /// Accepts connections forever, serving each on its own task, within the
-/// connection limits and timeouts.
-pub async fn serve(listener: smol::net::TcpListener, state: Arc<HttpState>, ex: Arc<smol::Executor<'static>>) {
+/// connection limits and timeouts. With `tls`, the port speaks HTTPS, and a
+/// plain HTTP request to it is redirected to the same URL over HTTPS.
+pub async fn serve(
+    listener: smol::net::TcpListener,
+    state: Arc<HttpState>,
+    ex: Arc<smol::Executor<'static>>,
+    tls: Option<futures_rustls::TlsAcceptor>,
+) {
     let limits = ConnectionLimits::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS);
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -203,18 +218,62 @@ pub async fn serve(listener: smol::net::TcpListener, state: Arc<HttpState>, ex: 
             continue;
         };
         let state = state.clone();
+        let tls = tls.clone();
         ex.spawn(async move {
             let _permit = permit;
-            let service = hyper::service::service_fn(move |req| handle(req, state.clone()));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(SmolTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(FuturesIo::new(WriteDeadline::new(stream, WRITE_TIMEOUT)), service);
-            if let Err(e) = conn.await {
-                tracing::debug!("HTTP connection: {e}");
+            let Some(acceptor) = tls else {
+                return serve_connection(stream, state, peer.ip()).await;
+            };
+            // A TLS client speaks first with a handshake record (0x16).
+            let mut first = [0u8; 1];
+            let peek = async { Some(stream.peek(&mut first).await) };
+            match futures_lite::future::or(peek, within(HEADER_TIMEOUT)).await {
+                Some(Ok(1)) if first[0] == 0x16 => {
+                    let accept = async { Some(acceptor.accept(stream).await) };
+                    match futures_lite::future::or(accept, within(HEADER_TIMEOUT)).await {
+                        Some(Ok(stream)) => serve_connection(stream, state, peer.ip()).await,
+                        Some(Err(e)) => tracing::debug!("TLS handshake with {peer}: {e}"),
+                        None => tracing::debug!("TLS handshake with {peer} timed out"),
+                    }
+                }
+                Some(Ok(1)) => {
+                    let service = hyper::service::service_fn(move |req| {
+                        let reply = state.gate.to_https(&req);
+                        async move { Ok::<_, Infallible>(reply) }
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .timer(SmolTimer::new())
+                        .header_read_timeout(HEADER_TIMEOUT)
+                        .serve_connection(FuturesIo::new(WriteDeadline::new(stream, WRITE_TIMEOUT)), service);
+                    if let Err(e) = conn.await {
+                        tracing::debug!("HTTP connection to the HTTPS port: {e}");
+                    }
+                }
+                _ => {}
             }
         })
         .detach();
+    }
+}
+
+/// `None` after `timeout`, to race against a step that must finish in time.
+async fn within<T>(timeout: Duration) -> Option<T> {
+    smol::Timer::after(timeout).await;
+    None
+}
+
+/// Serves HTTP/1.1 on one connection (plain or TLS) until it ends.
+async fn serve_connection<S>(stream: S, state: Arc<HttpState>, client: IpAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| handle(req, state.clone(), client));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(SmolTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(FuturesIo::new(WriteDeadline::new(stream, WRITE_TIMEOUT)), service);
+    if let Err(e) = conn.await {
+        tracing::debug!("HTTP connection: {e}");
     }
 }
 
@@ -279,9 +338,26 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
     }
 }
 
-async fn handle(req: Request<Incoming>, state: Arc<HttpState>) -> Result<Reply, Infallible> {
+async fn handle(req: Request<Incoming>, state: Arc<HttpState>, client: IpAddr) -> Result<Reply, Infallible> {
+    let gate = &state.gate;
+    if let Err(refused) = gate.check_request(&req) {
+        return Ok(refused);
+    }
     let path = req.uri().path().to_owned();
+    let public = Gate::is_public(req.method(), &path);
+    let authorized = gate.authorized(req.headers());
+    if !public && !authorized {
+        return Ok(gate.unauthorized(&req));
+    }
     let reply = match (req.method(), path.as_str()) {
+        (&Method::POST, "/api/login") => gate.login(req, client).await,
+        (&Method::POST, "/api/logout") => gate.logout(&req),
+        // Logged in already (or no login at all): the dashboard.
+        (&Method::GET | &Method::HEAD, "/login") if authorized => Response::builder()
+            .status(StatusCode::SEE_OTHER)
+            .header(LOCATION, "/")
+            .body(Full::new(Bytes::new()))
+            .expect("valid response"),
         (&Method::GET | &Method::HEAD, "/api/status") => status(&state),
         (&Method::POST, WHEP_PATH) => whep_post(req, &state).await,
         (&Method::DELETE, p) if p.starts_with("/whep/") => whep_delete(&p["/whep/".len()..], &state).await,

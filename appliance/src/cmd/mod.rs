@@ -2,9 +2,11 @@
 //! files, the clock and threads live here and in the pipeline's thread
 //! runner; everything they drive takes time as an argument.
 
+pub mod auth;
 mod board_io;
 pub mod cameras;
 mod http;
+mod login;
 pub mod inspect;
 mod media_socket;
 mod publish;

@@ -18,7 +18,10 @@ use mado::frame::VideoSize;
 use mado::live::{EgressLatency, Hub, HubConfig, HubOutput};
 use mado::pipeline::{Pace, Pipeline, StatsSnapshot};
 
+use super::auth::{hostname, load_tls, state_dir, Store};
 use super::http::{self, Command, HttpState};
+use super::login::Gate;
+use mado::config::AuthMode;
 use super::media_socket::{media_addresses, Datagram, Intake, KnownSources, MediaSockets};
 use super::publish::{PublishWake, Publishing};
 use super::status::{CameraState, EncoderStatus, Status};
@@ -42,6 +45,42 @@ const COMMANDS_PER_TURN: usize = 4;
 /// Queue lengths between the socket receivers and the driver.
 const KNOWN_QUEUE: usize = 1024;
 const STRANGERS_QUEUE: usize = 64;
+
+/// The login gate and, when TLS is on, the acceptor: a first password is
+/// made (and shown once in the log) when none is set, and the
+/// certificate's fingerprint is logged.
+fn login_and_tls(config: &Config, port: u16) -> anyhow::Result<(Gate, Option<futures_rustls::TlsAcceptor>)> {
+    let store = Store::open(state_dir(config)?)?;
+    match config.auth.mode {
+        AuthMode::Password => {
+            if let Some(generated) = store.ensure_password()? {
+                tracing::warn!(
+                    "no password was set: the dashboard's password is now {generated} (also in {}, readable by this user only; change it with `mado auth set-password`)",
+                    store.initial_password_path().display()
+                );
+            }
+        }
+        AuthMode::None => tracing::warn!(
+            "auth.mode = \"none\": NO LOGIN. Anyone who can reach {} can watch the camera and end its sessions",
+            config.live.listen
+        ),
+    }
+    let https = config.tls.enabled(config.live.listen.ip());
+    let tls = if https {
+        let tls = load_tls(config, &store)?;
+        tracing::info!(
+            "HTTPS with {}: SHA-256 fingerprint {} (compare it with the one the browser shows)",
+            tls.cert_path.display(),
+            tls.fingerprint
+        );
+        Some(futures_rustls::TlsAcceptor::from(tls.config))
+    } else {
+        tracing::info!("plain HTTP (tls.mode = \"off\", or \"auto\" on a loopback address)");
+        None
+    };
+    let gate = Gate::new(config, store, https, hostname().as_deref(), port)?;
+    Ok((gate, tls))
+}
 
 #[allow(clippy::disallowed_methods)] // the shell: the session's clock, threads and entropy live here
 pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
@@ -69,8 +108,10 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         pacing_kbps,
     };
     let http_addr = listener.local_addr()?;
-    tracing::info!("dashboard on http://{http_addr}/, media on {:?}", hub_config.candidates);
-    eprintln!("mado: listening on http://{http_addr}/");
+    let (gate, tls) = login_and_tls(config, http_addr.port())?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!("dashboard on {scheme}://{http_addr}/, media on {:?}", hub_config.candidates);
+    eprintln!("mado: listening on {scheme}://{http_addr}/");
     let publishing = Publishing::new(&config.publish, hub_config.candidates.clone(), pacing_kbps)?;
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no entropy for session ids: {e}"))?;
@@ -81,6 +122,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let state = Arc::new(HttpState {
         commands: commands_tx,
         status: Mutex::new(Default::default()),
+        gate,
     });
     let (known_tx, known) = async_channel::bounded(KNOWN_QUEUE);
     let (strangers_tx, strangers) = async_channel::bounded(STRANGERS_QUEUE);
@@ -92,7 +134,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     };
     sockets.start_receivers(&ex, intake.clone());
     let listener = smol::net::TcpListener::try_from(listener)?;
-    ex.spawn(http::serve(listener, state.clone(), ex.clone())).detach();
+    ex.spawn(http::serve(listener, state.clone(), ex.clone(), tls)).detach();
 
     let settings = &started.settings;
     let adapt = config.adapt.enabled.then(|| {
@@ -464,6 +506,7 @@ impl Driver<'_> {
                 (true, false) => CameraState::Ok,
                 (true, true) => CameraState::Lost,
             },
+            auth: self.state.gate.mode_name().to_owned(),
             server_time_us: 0, // set when a request reads it
         };
         if let Ok(mut shared) = self.state.status.lock() {

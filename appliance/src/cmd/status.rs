@@ -56,6 +56,8 @@ pub struct Status {
     pub frames_bad: u64,
     /// The camera's state.
     pub camera: CameraState,
+    /// `password` (a login is needed) or `none` (`auth.mode = "none"`: anyone on the network may watch).
+    pub auth: String,
     /// The server's wall clock when it answered, microseconds since the Unix
     /// epoch; set per request.
     pub server_time_us: u64,
@@ -113,6 +115,7 @@ mod tests {
         assert_eq!(
             keys,
             [
+                "auth",
                 "bitrate_kbps",
                 "camera",
                 "detection_off",

@@ -23,10 +23,13 @@ pub fn mado_path() -> std::path::PathBuf {
     std::env::var_os("MADO_BIN").map_or_else(|| env!("CARGO_BIN_EXE_mado").into(), Into::into)
 }
 
-/// `mado run` on loopback with free ports; killed on drop.
+/// `mado run` on loopback with free ports, with the known test password
+/// and an API token ([`super::auth::TestAuth`]); killed on drop.
 pub struct Server {
     child: Child,
     pub base: String,
+    /// The server's credentials; [`Server::agent`] sends its token.
+    pub auth: super::auth::TestAuth,
 }
 
 impl Server {
@@ -39,6 +42,8 @@ impl Server {
     pub fn start_with(extra: &[&str], adjust: impl FnOnce(&mut std::process::Command)) -> Self {
         let mut command = std::process::Command::new(mado_path());
         command.env("MADO_LOG", "warn").env_remove("MADO_CONFIG");
+        let auth = super::auth::TestAuth::new();
+        auth.apply(&mut command);
         adjust(&mut command);
         let mut child = command
             .args([
@@ -72,7 +77,7 @@ impl Server {
         };
         // Keep draining stderr so the server never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        Self { child, base }
+        Self { child, base, auth }
     }
 
     /// The server's process id, to read its descriptors and memory.
@@ -100,12 +105,14 @@ impl Server {
         self.base.trim_start_matches("http://").parse().unwrap()
     }
 
-    pub fn agent() -> ureq::Agent {
-        ureq::Agent::config_builder().http_status_as_error(false).build().into()
+    /// An agent that sends this server's API token.
+    pub fn agent(&self) -> ureq::Agent {
+        self.auth.agent()
     }
 
     pub fn status(&self) -> serde_json::Value {
-        let body = Self::agent()
+        let body = self
+            .agent()
             .get(format!("{}/api/status", self.base))
             .call()
             .unwrap()
@@ -117,7 +124,8 @@ impl Server {
 
     /// Posts `body` as `content_type` to /whep; returns status, Location and body.
     pub fn post_whep(&self, content_type: &str, body: &[u8]) -> (u16, Option<String>, String) {
-        let mut resp = Self::agent()
+        let mut resp = self
+            .agent()
             .post(format!("{}/whep", self.base))
             .header("content-type", content_type)
             .send(body)
@@ -136,7 +144,10 @@ impl Server {
         use std::io::{Read, Write};
         let addr = self.base.trim_start_matches("http://");
         let mut stream = std::net::TcpStream::connect(addr).unwrap();
-        let head = "POST /whep HTTP/1.1\r\nHost: mado\r\nContent-Type: application/sdp\r\nContent-Length: 200000\r\nConnection: close\r\n\r\n";
+        let head = format!(
+            "POST /whep HTTP/1.1\r\nHost: localhost\r\nAuthorization: {}\r\nContent-Type: application/sdp\r\nContent-Length: 200000\r\nConnection: close\r\n\r\n",
+            self.auth.bearer()
+        );
         stream.write_all(head.as_bytes()).unwrap();
         let mut reply = String::new();
         let _ = stream.read_to_string(&mut reply); // the server may reset the unread upload
@@ -144,7 +155,7 @@ impl Server {
     }
 
     pub fn delete(&self, location: &str) -> u16 {
-        Self::agent()
+        self.agent()
             .delete(format!("{}{location}", self.base))
             .call()
             .unwrap()

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod auth;
 pub mod live;
 
 use mado::av1::ivf::{IvfFrame, IvfHeader, IvfReader};

@@ -19,7 +19,9 @@ pub const TOKENS: [&str; 3] = ["wrong-token-123", "good-token-456", "tok-werift-
 pub fn start_mado(config: &str, dir: &std::path::Path) -> (Child, String) {
     let path = dir.join("mado.toml");
     std::fs::write(&path, config).unwrap();
-    let mut child = crate::common::mado()
+    let mut command = crate::common::mado();
+    crate::common::auth::shared().apply(&mut command);
+    let mut child = command
         .env(
             "MADO_LOG",
             std::env::var("MADO_TEST_LOG").unwrap_or_else(|_| "debug".into()),
@@ -49,8 +51,8 @@ pub fn start_mado(config: &str, dir: &std::path::Path) -> (Child, String) {
 }
 
 pub fn status(base: &str) -> (String, serde_json::Value) {
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let body = agent
+    let body = crate::common::auth::shared()
+        .agent()
         .get(format!("{base}/api/status"))
         .call()
         .unwrap()

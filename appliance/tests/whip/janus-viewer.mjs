@@ -233,12 +233,15 @@ if (madoUrl) {
       document.head.append(s);
     });
   });
+  // Log the LAN page in (the session cookie goes to the whole context).
+  const login = await lan.request.post(`${madoUrl}api/login`, { data: { password: process.env.MADO_PASSWORD } });
+  if (login.status() !== 204) throw new Error(`login at ${madoUrl}: ${login.status()}`);
   await lan.goto(`${madoUrl}?check=overlay`);
   await lan.waitForFunction(() => window.madoTest !== undefined);
   const offer = await page.evaluate(() => window.connectLan());
   const response = await fetch(`${madoUrl}whep`, {
     method: 'POST',
-    headers: { 'content-type': 'application/sdp' },
+    headers: { 'content-type': 'application/sdp', authorization: `Bearer ${process.env.MADO_TOKEN}` },
     body: offer,
   });
   const answer = await response.text();
@@ -247,7 +250,10 @@ if (madoUrl) {
 
 async function madoState() {
   try {
-    const status = await (await fetch(`${madoUrl}api/status`, { signal: AbortSignal.timeout(2000) })).json();
+    const status = await (await fetch(`${madoUrl}api/status`, {
+      headers: { authorization: `Bearer ${process.env.MADO_TOKEN}` },
+      signal: AbortSignal.timeout(2000),
+    })).json();
     return status.publish?.[0]?.state ?? null;
   } catch {
     return null;
