@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use mado::config::{CameraFormat, Config, Ranged};
+use mado::config::{CameraFormat, Config, Ranged, TlsMode};
 use mado::frame::VideoSize;
 use mado::source::SourceSpec;
 
@@ -116,6 +116,15 @@ struct RunArgs {
     /// Most viewers at once.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
     max_viewers: Option<u16>,
+    /// HTTPS on the listen port: auto (on unless loopback), on or off.
+    #[arg(long, value_parser = parse_tls_mode)]
+    tls: Option<TlsMode>,
+}
+
+fn parse_tls_mode(s: &str) -> Result<TlsMode, String> {
+    toml::Value::String(s.to_owned())
+        .try_into()
+        .map_err(|_| format!("{s:?}: expected auto, on or off"))
 }
 
 #[derive(Args)]
@@ -186,6 +195,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(port) = args.udp_port {
                 config.live.udp_port = Ranged::try_from(i64::from(port)).map_err(anyhow::Error::msg)?;
             }
+            if let Some(tls) = args.tls {
+                config.tls.mode = tls;
+            }
             if let Some(max) = args.max_viewers {
                 config.live.max_viewers = Ranged::try_from(i64::from(max)).map_err(anyhow::Error::msg)?;
             }
@@ -219,7 +231,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::PrintConfig => {
             print!("{}", toml::to_string_pretty(&config)?);
             if let Some((path, fingerprint)) = cmd::auth::existing_fingerprint(&config) {
-                println!("\n# TLS certificate {}\n# SHA-256 fingerprint {fingerprint}", path.display());
+                println!(
+                    "\n# TLS certificate {}\n# SHA-256 fingerprint {fingerprint}",
+                    path.display()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

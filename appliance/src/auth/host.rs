@@ -118,8 +118,18 @@ mod tests {
         ] {
             assert_eq!(rules.check_host(Some(ok)), Ok(()), "{ok}");
         }
-        for bad in ["evil.example", "attacker.example:8080", "192.168.1.20.nip.io", "garden-cam.evil", "[nonsense]"] {
-            assert_eq!(rules.check_host(Some(bad)), Err(Refused::UnknownHost(bad.into())), "{bad}");
+        for bad in [
+            "evil.example",
+            "attacker.example:8080",
+            "192.168.1.20.nip.io",
+            "garden-cam.evil",
+            "[nonsense]",
+        ] {
+            assert_eq!(
+                rules.check_host(Some(bad)),
+                Err(Refused::UnknownHost(bad.into())),
+                "{bad}"
+            );
         }
         assert_eq!(rules.check_host(None), Err(Refused::NoHost));
         assert_eq!(rules.check_host(Some(" ")), Err(Refused::NoHost));
@@ -138,11 +148,25 @@ mod tests {
     #[test]
     fn origin_must_be_this_scheme_host_and_port() {
         let rules = rules();
-        assert!(rules.check_origin(None, "10.0.0.5:8080", true).is_ok(), "curl sends none");
-        assert!(rules.check_origin(Some("https://10.0.0.5:8080"), "10.0.0.5:8080", true).is_ok());
-        assert!(rules.check_origin(Some("http://10.0.0.5:8080"), "10.0.0.5:8080", false).is_ok());
-        assert!(rules.check_origin(Some("https://garden-cam"), "garden-cam:443", true).is_ok());
-        for bad in ["http://10.0.0.5:8080", "https://10.0.0.5:8081", "https://evil.example", "null"] {
+        assert!(
+            rules.check_origin(None, "10.0.0.5:8080", true).is_ok(),
+            "curl sends none"
+        );
+        assert!(rules
+            .check_origin(Some("https://10.0.0.5:8080"), "10.0.0.5:8080", true)
+            .is_ok());
+        assert!(rules
+            .check_origin(Some("http://10.0.0.5:8080"), "10.0.0.5:8080", false)
+            .is_ok());
+        assert!(rules
+            .check_origin(Some("https://garden-cam"), "garden-cam:443", true)
+            .is_ok());
+        for bad in [
+            "http://10.0.0.5:8080",
+            "https://10.0.0.5:8081",
+            "https://evil.example",
+            "null",
+        ] {
             assert_eq!(
                 rules.check_origin(Some(bad), "10.0.0.5:8080", true),
                 Err(Refused::CrossOrigin(bad.into())),

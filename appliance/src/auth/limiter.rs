@@ -154,9 +154,8 @@ impl LoginLimiter {
 
     fn forget(&mut self, now: Instant) {
         let forget_after = self.config.forget_after;
-        self.clients.retain(|_, c| {
-            now.saturating_duration_since(c.last_failure) < forget_after || now < c.next_try
-        });
+        self.clients
+            .retain(|_, c| now.saturating_duration_since(c.last_failure) < forget_after || now < c.next_try);
         while self.clients.len() >= self.config.max_addresses.max(1) {
             let oldest = self.clients.iter().min_by_key(|(_, c)| c.last_failure).map(|(k, _)| *k);
             match oldest {
@@ -286,7 +285,10 @@ mod tests {
         };
         let mut limiter = LoginLimiter::new(config);
         for i in 0..50u8 {
-            limiter.failed(IpAddr::from([198, 51, 100, i]), start + Duration::from_millis(u64::from(i)));
+            limiter.failed(
+                IpAddr::from([198, 51, 100, i]),
+                start + Duration::from_millis(u64::from(i)),
+            );
         }
         assert!(limiter.tracked() <= 10);
     }

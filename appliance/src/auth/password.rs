@@ -91,7 +91,10 @@ mod tests {
     fn bad_passwords_and_hashes_are_errors() {
         assert_eq!(hash("short", &[0; 16]), Err(PasswordError::TooShort));
         assert_eq!(check_new(&"x".repeat(2000)), Err(PasswordError::TooLong));
-        assert!(matches!(verify("whatever", "not a hash"), Err(PasswordError::BadHash(_))));
+        assert!(matches!(
+            verify("whatever", "not a hash"),
+            Err(PasswordError::BadHash(_))
+        ));
     }
 
     #[test]

@@ -51,9 +51,7 @@ impl TokenList {
             }
             let mut fields = line.split_whitespace();
             match (fields.next(), fields.next(), fields.next()) {
-                (Some(name), Some(hash), None)
-                    if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) =>
-                {
+                (Some(name), Some(hash), None) if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
                     entries.push((name.to_owned(), hash.to_ascii_lowercase()));
                 }
                 _ => return Err(TokenError::BadLine(n + 1)),
@@ -64,13 +62,16 @@ impl TokenList {
 
     /// The file's text.
     pub fn to_text(&self) -> String {
-        self.entries.iter().map(|(name, hash)| format!("{name} {hash}\n")).collect()
+        self.entries
+            .iter()
+            .map(|(name, hash)| format!("{name} {hash}\n"))
+            .collect()
     }
 
     /// Adds `token` under `name`.
     pub fn add(&mut self, name: &str, token: &str) -> Result<(), TokenError> {
-        let valid = (1..=64).contains(&name.len())
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        let valid =
+            (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
         if !valid {
             return Err(TokenError::BadName);
         }

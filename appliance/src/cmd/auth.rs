@@ -137,6 +137,15 @@ impl Store {
         if self.password_hash()?.is_some() {
             return Ok(None);
         }
+        // A first password someone left there (an image's first boot) counts.
+        if let Ok(given) = std::fs::read_to_string(self.initial_password_path()) {
+            let given = given.lines().next().unwrap_or_default();
+            if password::check_new(given).is_ok() {
+                let hash = password::hash(given, &random()?)?;
+                write_private(&self.password_path(), format!("{hash}\n").as_bytes())?;
+                return Ok(None);
+            }
+        }
         let generated = password::generate(&random()?);
         let hash = password::hash(&generated, &random()?)?;
         write_private(&self.initial_password_path(), format!("{generated}\n").as_bytes())?;
@@ -147,7 +156,9 @@ impl Store {
     /// The API tokens (none when the file is missing).
     pub fn tokens(&self) -> anyhow::Result<tokens::TokenList> {
         match std::fs::read_to_string(self.tokens_path()) {
-            Ok(text) => tokens::TokenList::parse(&text).with_context(|| format!("reading {}", self.tokens_path().display())),
+            Ok(text) => {
+                tokens::TokenList::parse(&text).with_context(|| format!("reading {}", self.tokens_path().display()))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
             Err(e) => Err(e).with_context(|| format!("reading {}", self.tokens_path().display())),
         }
@@ -178,9 +189,10 @@ impl Store {
         names.extend(addresses.iter().map(|a| a.to_string()));
         let mut params = rcgen::CertificateParams::new(names).context("certificate names")?;
         params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, format!("mado on {}", hostname().unwrap_or_default()));
+        params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            format!("mado on {}", hostname().unwrap_or_default()),
+        );
         let key = rcgen::KeyPair::generate().context("generating the TLS key")?;
         let cert = params.self_signed(&key).context("signing the certificate")?;
         write_private(&key_path, key.serialize_pem().as_bytes())?;
@@ -217,7 +229,10 @@ pub fn existing_fingerprint(config: &Config) -> Option<(PathBuf, String)> {
     } else {
         PathBuf::from(&config.tls.cert)
     };
-    let cert = rustls_pki_types::CertificateDer::pem_file_iter(&path).ok()?.next()?.ok()?;
+    let cert = rustls_pki_types::CertificateDer::pem_file_iter(&path)
+        .ok()?
+        .next()?
+        .ok()?;
     Some((path.clone(), fingerprint(&cert)))
 }
 
@@ -312,7 +327,9 @@ pub fn command(config: &Config, command: AuthCommand) -> anyhow::Result<ExitCode
             list.add(&name, &token)?;
             store.save_tokens(&list)?;
             println!("{token}");
-            eprintln!("mado: token {name:?} created; it is shown only now (send it as `Authorization: Bearer <token>`)");
+            eprintln!(
+                "mado: token {name:?} created; it is shown only now (send it as `Authorization: Bearer <token>`)"
+            );
         }
         AuthCommand::TokenRevoke(name) => {
             let mut list = store.tokens()?;

@@ -66,7 +66,11 @@ const MAX_CONNECTIONS_PER_ADDRESS: usize = 32;
 /// imported by nothing the page loads on its own.
 const ASSETS: &[(&str, &str, &str)] = &[
     ("/", "text/html; charset=utf-8", include_str!("../../web/index.html")),
-    ("/login", "text/html; charset=utf-8", include_str!("../../web/login.html")),
+    (
+        "/login",
+        "text/html; charset=utf-8",
+        include_str!("../../web/login.html"),
+    ),
     (
         "/login.js",
         "text/javascript; charset=utf-8",

@@ -240,9 +240,10 @@ impl Gate {
             StatusCode::UNAUTHORIZED,
             "log in first (POST /api/login) or send an API token (Authorization: Bearer)",
         );
-        refused
-            .headers_mut()
-            .insert("www-authenticate", hyper::header::HeaderValue::from_static("Bearer realm=\"mado\""));
+        refused.headers_mut().insert(
+            "www-authenticate",
+            hyper::header::HeaderValue::from_static("Bearer realm=\"mado\""),
+        );
         refused
     }
 
@@ -257,7 +258,10 @@ impl Gate {
     /// address (or everyone) has to wait.
     pub async fn login(&self, req: Request<Incoming>, client: IpAddr) -> Reply {
         if self.mode == AuthMode::None {
-            return reply(StatusCode::CONFLICT, "auth.mode is \"none\": there is nothing to log in to");
+            return reply(
+                StatusCode::CONFLICT,
+                "auth.mode is \"none\": there is nothing to log in to",
+            );
         }
         let collect = async { Some(Limited::new(req.into_body(), MAX_LOGIN_BYTES).collect().await) };
         let deadline = async {
@@ -297,7 +301,12 @@ impl Gate {
         }
         let stored = match self.store.password_hash() {
             Ok(Some(stored)) => stored,
-            Ok(None) => return reply(StatusCode::SERVICE_UNAVAILABLE, "no password is set: run `mado auth init`"),
+            Ok(None) => {
+                return reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no password is set: run `mado auth init`",
+                )
+            }
             Err(e) => {
                 tracing::error!("{e:#}");
                 return reply(StatusCode::INTERNAL_SERVER_ERROR, "the password file cannot be read");
@@ -334,7 +343,10 @@ impl Gate {
             }
             Err(e) => {
                 tracing::error!("checking the password: {e}");
-                reply(StatusCode::INTERNAL_SERVER_ERROR, "the stored password hash is unreadable")
+                reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the stored password hash is unreadable",
+                )
             }
         }
     }

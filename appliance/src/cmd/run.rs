@@ -21,10 +21,10 @@ use mado::pipeline::{Pace, Pipeline, StatsSnapshot};
 use super::auth::{hostname, load_tls, state_dir, Store};
 use super::http::{self, Command, HttpState};
 use super::login::Gate;
-use mado::config::AuthMode;
 use super::media_socket::{media_addresses, Datagram, Intake, KnownSources, MediaSockets};
 use super::publish::{PublishWake, Publishing};
 use super::status::{CameraState, EncoderStatus, Status};
+use mado::config::AuthMode;
 
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 /// How often the viewers' link estimates are turned into an encoder target.
@@ -110,7 +110,10 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let http_addr = listener.local_addr()?;
     let (gate, tls) = login_and_tls(config, http_addr.port())?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!("dashboard on {scheme}://{http_addr}/, media on {:?}", hub_config.candidates);
+    tracing::info!(
+        "dashboard on {scheme}://{http_addr}/, media on {:?}",
+        hub_config.candidates
+    );
     eprintln!("mado: listening on {scheme}://{http_addr}/");
     let publishing = Publishing::new(&config.publish, hub_config.candidates.clone(), pacing_kbps)?;
     let mut seed = [0u8; 32];
@@ -121,7 +124,11 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let (commands_tx, commands) = async_channel::bounded(64);
     let state = Arc::new(HttpState {
         commands: commands_tx,
-        status: Mutex::new(Default::default()),
+        // Known before the first status refresh.
+        status: Mutex::new(Status {
+            auth: gate.mode_name().to_owned(),
+            ..Default::default()
+        }),
         gate,
     });
     let (known_tx, known) = async_channel::bounded(KNOWN_QUEUE);

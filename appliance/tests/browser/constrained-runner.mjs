@@ -6,7 +6,8 @@
 // argv: APP_NETNS APP_DEV APP_ADDR CONFIG SOURCE
 import { spawn, spawnSync } from 'node:child_process';
 
-import { madoBin, launchBrowser, openDashboard, getStatus, sleep, waitFor } from './lib.mjs';
+import { rmSync } from 'node:fs';
+import { madoBin, launchBrowser, openDashboard, getStatus, sleep, waitFor, makeStateDir, rememberToken } from './lib.mjs';
 
 const [appNs, appDev, appAddr, config, source] = process.argv.slice(2);
 const PORT = 8080;
@@ -37,16 +38,20 @@ function shape(rate, verb, netem) {
 }
 
 let mado;
+let state;
 let browser;
 let log = '';
 try {
   result.netem = haveNetem();
   shape('1mbit', 'add', result.netem);
+  state = makeStateDir();
   mado = spawn('ip', ['netns', 'exec', appNs, madoBin, '--config', config, 'run', '--source', source,
-    '--listen', `${appAddr}:${PORT}`], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MADO_LOG: 'info' } });
+    '--listen', `${appAddr}:${PORT}`, '--tls', 'off'],
+  { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MADO_LOG: 'info', MADO_STATE_DIR: state.dir } });
   mado.stdout.on('data', (d) => (log += d));
   mado.stderr.on('data', (d) => (log += d));
   const base = `http://${appAddr}:${PORT}`;
+  rememberToken(base, state.token);
   await waitFor(() => getStatus(base).then(() => true, () => false), { timeoutMs: 30_000, message: 'mado to answer' });
   // WebRTC's degraded-call emulation delays and drops incoming RTP and RTCP
   // before the receiver (and its congestion feedback) sees them.
@@ -87,6 +92,7 @@ try {
 } finally {
   if (browser) await browser.close().catch(() => {});
   if (mado) mado.kill('SIGTERM');
+  if (state) rmSync(state.dir, { recursive: true, force: true });
   result.madoLog = log.slice(-4000);
   console.log(`MADO-LINK-RESULT ${JSON.stringify(result)}`);
 }

@@ -11,7 +11,7 @@ let server;
 let browser;
 let page;
 try {
-  server = await startMado({ size: '320x240', fps: 30, host });
+  server = await startMado({ size: '320x240', fps: 30, host, extraArgs: ['--tls', 'off'] });
   result.url = `${server.baseUrl}/`;
   browser = await launchBrowser();
   page = await openDashboard(browser.context, result.url, browser.context.pages()[0]);

@@ -3,6 +3,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { request as httpsRequest } from 'node:https';
 import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,47 @@ export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 export const madoBin = process.env.MADO_BIN || join(repoRoot, 'target', 'debug', 'mado');
 export const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 export const vectorsPath = join(repoRoot, 'docs', 'metadata-vectors.json');
+
+/** The password every test server gets (see makeStateDir). */
+export const PASSWORD = 'mado-test-password';
+
+/** API tokens of the servers started here, by base URL, for getStatus. */
+const tokens = new Map();
+
+/**
+ * A state directory with the known PASSWORD and an API token, made with the
+ * real `mado auth` commands. Returns {dir, token}. ONE place that knows how
+ * tests log in: startMado uses it, openDashboard logs the page in.
+ */
+export function makeStateDir() {
+  checkBinary();
+  const dir = mkdtempSync(join(tmpdir(), 'mado-state-'));
+  const set = spawnSync(madoBin, ['--state-dir', dir, 'auth', 'set-password'], { input: `${PASSWORD}\n`, encoding: 'utf8' });
+  if (set.status !== 0) throw new Error(`mado auth set-password failed: ${set.stderr}`);
+  const made = spawnSync(madoBin, ['--state-dir', dir, 'auth', 'token', 'create', 'tests'], { encoding: 'utf8' });
+  if (made.status !== 0) throw new Error(`mado auth token create failed: ${made.stderr}`);
+  return { dir, token: made.stdout.trim() };
+}
+
+/** For a server started without startMado: getStatus and authHeaders send `token` to `baseUrl`. */
+export function rememberToken(baseUrl, token) {
+  tokens.set(new URL(baseUrl).origin, token);
+}
+
+/** Headers that authorize a request to `baseUrl` (a server from startMado). */
+export function authHeaders(baseUrl) {
+  const token = tokens.get(new URL(baseUrl).origin);
+  return token ? { authorization: `Bearer ${token}` } : {};
+}
+
+/**
+ * Logs a browser context in at `baseUrl` with the password: the session
+ * cookie lands in the context, so its pages open the dashboard directly.
+ */
+export async function login(context, baseUrl, password = PASSWORD) {
+  const res = await context.request.post(new URL('/api/login', baseUrl).href, { data: { password } });
+  if (res.status() !== 204) throw new Error(`POST /api/login at ${baseUrl}: ${res.status()} ${await res.text()}`);
+}
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -83,8 +125,13 @@ export async function startMado({
   udpPort = 0,
   extraArgs = [],
   timeoutMs = 60_000,
+  state = null,
+  tls = false,
 } = {}) {
   checkBinary();
+  // A fresh state directory unless one is passed (a restart keeps its sessions).
+  const ownState = !state;
+  state = state || makeStateDir();
   port = port || (await freeTcpPort(host));
   udpPort = udpPort || (await freeUdpPort(host));
   const args = [
@@ -96,9 +143,10 @@ export async function startMado({
     '--udp-port', String(udpPort),
   ];
   if (maxViewers !== undefined) args.push('--max-viewers', String(maxViewers));
+  if (tls) args.push('--tls', 'on');
   args.push(...extraArgs);
   const proc = spawn(madoBin, args, {
-    env: { ...process.env, MADO_LOG: process.env.MADO_LOG || 'info' },
+    env: { ...process.env, MADO_LOG: process.env.MADO_LOG || 'info', MADO_STATE_DIR: state.dir },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -123,9 +171,11 @@ export async function startMado({
   process.once('exit', killOnExit);
 
   const hostInUrl = host.includes(':') ? `[${host}]` : host;
-  const baseUrl = `http://${hostInUrl}:${port}`;
+  const baseUrl = `${tls ? 'https' : 'http'}://${hostInUrl}:${port}`;
+  tokens.set(new URL(baseUrl).origin, state.token);
   const server = {
     proc,
+    state,
     pid: proc.pid,
     baseUrl,
     port,
@@ -141,6 +191,7 @@ export async function startMado({
       const timer = setTimeout(() => !exited && proc.kill('SIGKILL'), 5000);
       const result = await exitPromise;
       clearTimeout(timer);
+      if (ownState && !server.keepState) rmSync(state.dir, { recursive: true, force: true });
       return result;
     },
   };
@@ -152,7 +203,9 @@ export async function startMado({
       throw new Error(`mado exited (${JSON.stringify(exited)}) before serving /api/status; args: ${args.join(' ')}\n${server.tail()}`);
     }
     try {
-      const res = await fetch(`${baseUrl}/api/status`, { signal: AbortSignal.timeout(2000) });
+      const res = tls
+        ? await httpsGet(`${baseUrl}/api/status`, readFileSync(join(state.dir, 'tls-cert.pem')), authHeaders(baseUrl))
+        : await fetch(`${baseUrl}/api/status`, { headers: authHeaders(baseUrl), signal: AbortSignal.timeout(2000) });
       if (res.ok) {
         await res.json();
         log(`mado started: ${args.join(' ')} (pid ${proc.pid})`);
@@ -168,8 +221,25 @@ export async function startMado({
   throw new Error(`mado did not answer GET /api/status within ${timeoutMs / 1000} s (${lastError})\n${server.tail()}`);
 }
 
+/**
+ * GET over HTTPS trusting only `ca` (a PEM certificate), as node's fetch
+ * cannot; resolves to {ok, status, json()}.
+ */
+export function httpsGet(url, ca, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { ca, headers, timeout: 2000 }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ ok: res.statusCode >= 200 && res.statusCode < 300, status: res.statusCode, json: async () => JSON.parse(body) }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 export async function getStatus(baseUrl) {
-  const res = await fetch(`${baseUrl}/api/status`, { cache: 'no-store', signal: AbortSignal.timeout(5000) });
+  const res = await fetch(`${baseUrl}/api/status`, { cache: 'no-store', headers: authHeaders(baseUrl), signal: AbortSignal.timeout(5000) });
   if (!res.ok) throw new Error(`GET /api/status: ${res.status}`);
   return res.json();
 }
@@ -230,11 +300,13 @@ export async function launchBrowser({ extraArgs = [], display = null, windowSize
 }
 
 /**
- * Opens the dashboard in a page (reusing `page` when given) and records the
- * page's console errors and uncaught exceptions in page.madoErrors.
+ * Opens the dashboard in a page (reusing `page` when given), logged in with
+ * the test password unless `{ login: false }`, and records the page's
+ * console errors and uncaught exceptions in page.madoErrors.
  */
-export async function openDashboard(context, url, page = null) {
+export async function openDashboard(context, url, page = null, { login: logIn = true } = {}) {
   const p = page || (await context.newPage());
+  if (logIn) await login(context, url);
   if (!p.madoHooks) {
     // The dashboard's test hooks (window.madoTest) are a module the page
     // never loads by itself; add it to every document this page loads,

@@ -45,10 +45,14 @@ test('a viewer reconnects after the server restarts', { timeout: 150_000 }, asyn
   await waitForDecoding(page, { what: 'the viewer' });
   const before = await snap(page);
 
+  // The restart keeps the state directory, as a device's does: the page's
+  // session survives it.
+  const { state } = server;
+  server.keepState = true;
   await server.stop();
   await sleep(1000);
   const t0 = Date.now();
-  server = await startMado({ size: '320x240', port, udpPort });
+  server = await startMado({ size: '320x240', port, udpPort, state });
   const back = await waitFor(async () => {
     const s = await snap(page);
     return s.reconnects > before.reconnects && s.connectionState === 'connected' && s.framesDecoded >= 30 ? s : null;

@@ -73,7 +73,12 @@ impl TestAuth {
             .send(format!("{{\"password\":\"{PASSWORD}\"}}"))
             .unwrap();
         assert_eq!(resp.status().as_u16(), 204, "login at {base}");
-        let cookie = resp.headers().get("set-cookie").expect("a session cookie").to_str().unwrap();
+        let cookie = resp
+            .headers()
+            .get("set-cookie")
+            .expect("a session cookie")
+            .to_str()
+            .unwrap();
         cookie.split(';').next().unwrap().to_owned()
     }
 }
@@ -86,15 +91,19 @@ impl Default for TestAuth {
 
 /// An agent that keeps 4xx/5xx as answers, sending `authorization` if given.
 pub fn agent_with(authorization: Option<String>) -> ureq::Agent {
-    let config = ureq::Agent::config_builder().http_status_as_error(false);
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0);
     match authorization {
         Some(value) => config
-            .middleware(move |mut req: http::Request<ureq::SendBody>, next: ureq::middleware::MiddlewareNext| {
-                if !req.headers().contains_key("authorization") {
-                    req.headers_mut().insert("authorization", value.parse().unwrap());
-                }
-                next.handle(req)
-            })
+            .middleware(
+                move |mut req: http::Request<ureq::SendBody>, next: ureq::middleware::MiddlewareNext| {
+                    if !req.headers().contains_key("authorization") {
+                        req.headers_mut().insert("authorization", value.parse().unwrap());
+                    }
+                    next.handle(req)
+                },
+            )
             .build()
             .into(),
         None => config.build().into(),

@@ -105,6 +105,11 @@ impl Server {
         self.base.trim_start_matches("http://").parse().unwrap()
     }
 
+    /// The `host:port` part of an `https://` base URL.
+    pub fn http_addr_tls(&self) -> SocketAddr {
+        self.base.trim_start_matches("https://").parse().unwrap()
+    }
+
     /// An agent that sends this server's API token.
     pub fn agent(&self) -> ureq::Agent {
         self.auth.agent()
