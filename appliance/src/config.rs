@@ -15,6 +15,8 @@ pub mod publish;
 
 mod board_config;
 pub use board_config::{BoardConfig, BoardProfile, GpioLine};
+mod motion_config;
+pub use motion_config::MotionConfig;
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, Error)]
@@ -91,6 +93,8 @@ pub struct Config {
     pub publish: publish::PublishConfig,
     /// `[board]`: the board profile and its GPIO lines.
     pub board: BoardConfig,
+    /// `[motion]`: motion-gated detection.
+    pub motion: MotionConfig,
 }
 
 /// Bandwidth adaptation: the encoder follows the viewers' links (libaom; with

@@ -29,4 +29,7 @@ export const STATUS_FIELDS = [
   'detection_off',
   'frames_bad',
   'publish',
+  'gate',
+  'motion',
+  'detections_run',
 ];
