@@ -67,6 +67,13 @@ pub(super) fn temporal_unit(meta: &FrameMeta, motion: &MotionMeta) -> std::vec::
     obu::insert_before_picture(&tu, &motion.to_obu().unwrap()).unwrap()
 }
 
+fn parse_hex(hex: &str) -> std::vec::Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
 fn hex(bytes: &[u8]) -> std::string::String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -104,13 +111,13 @@ fn motion_vectors_decode_and_encode() {
     let file: Value = serde_json::from_str(include_str!("../../../docs/metadata-vectors.json")).unwrap();
     let motion = &file["motion"];
     for vector in motion["valid"].as_array().unwrap() {
-        let bytes = super::tests::parse_hex(vector["hex"].as_str().unwrap());
+        let bytes = parse_hex(vector["hex"].as_str().unwrap());
         let expected: MotionMeta = serde_json::from_value(vector["motion"].clone()).unwrap();
         assert_eq!(decode_motion(&bytes).unwrap(), expected, "{}", vector["name"]);
         assert_eq!(expected.to_obu().unwrap().as_slice(), bytes.as_slice());
     }
     for vector in motion["invalid"].as_array().unwrap() {
-        let bytes = super::tests::parse_hex(vector["hex"].as_str().unwrap());
+        let bytes = parse_hex(vector["hex"].as_str().unwrap());
         let err = decode_motion(&bytes).expect_err(vector["name"].as_str().unwrap());
         assert_eq!(err.code(), vector["error"].as_str().unwrap(), "{}", vector["name"]);
     }
@@ -123,7 +130,7 @@ fn motion_vectors_decode_and_encode() {
 fn version_1_readers_read_units_with_a_motion_obu() {
     let file: Value = serde_json::from_str(include_str!("../../../docs/metadata-vectors.json")).unwrap();
     let unit = &file["motion"]["temporal_unit"];
-    let tu = super::tests::parse_hex(unit["hex"].as_str().unwrap());
+    let tu = parse_hex(unit["hex"].as_str().unwrap());
     let meta: FrameMeta = serde_json::from_value(unit["meta"].clone()).unwrap();
     let motion: MotionMeta = serde_json::from_value(unit["motion"].clone()).unwrap();
     assert_eq!(FrameMeta::find_in_temporal_unit(&tu).unwrap(), Some(meta.clone()));

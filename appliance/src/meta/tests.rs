@@ -86,7 +86,7 @@ fn worst_case() -> FrameMeta {
     }
 }
 
-pub(super) fn parse_hex(hex: &str) -> std::vec::Vec<u8> {
+fn parse_hex(hex: &str) -> std::vec::Vec<u8> {
     (0..hex.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())

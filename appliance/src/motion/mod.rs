@@ -5,7 +5,7 @@
 //!
 //! Both are plain state machines: frames and the current `Instant` in,
 //! decisions out; no clock, thread or I/O. The pipeline's thread runner
-//! drives them ([`crate::pipeline::DetectSchedule`] holds the gate).
+//! drives them (its detection schedule holds the gate).
 
 mod detector;
 mod gate;
