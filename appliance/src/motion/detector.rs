@@ -3,9 +3,11 @@
 //!
 //! - **Lighting changes**: before comparing, the background is fitted to the
 //!   new picture with one gain and one offset for the whole frame (a robust
-//!   least-squares fit that leaves out the cells that moved), so a global
-//!   brightness shift or an auto-exposure step leaves nothing behind; the
-//!   fitted background is then kept, so the new lighting is the new normal.
+//!   least-squares fit that leaves out the cells that moved), so a slow
+//!   global brightness drift leaves nothing behind; the fitted background is
+//!   then kept, so the new lighting is the new normal. A step larger than
+//!   `threshold` on average (auto-exposure, a light switched on) makes the
+//!   picture the new background at once: that frame reports no motion.
 //! - **Sensor noise**: averaging a cell's pixels already removes most of it;
 //!   what is left is measured on every frame (the median residual, which
 //!   moving cells cannot drag up until they cover half the picture) and a
@@ -114,6 +116,21 @@ impl MotionDetector {
             std::array::from_fn(|i| first[i].abs() <= 3.0 * spread.max(self.settings.threshold));
         if inliers.iter().filter(|&&k| k).count() >= CELLS / 4 {
             (gain, offset) = fit(background, &current, &inliers);
+        }
+        // A lighting step: the whole picture changed by more than a moving
+        // cell must. Clipped highlights and shadows do not follow the fit, so
+        // the picture becomes the background at once and this frame does not move.
+        let global = (0..CELLS)
+            .map(|i| (gain * background[i] + offset - background[i]).abs())
+            .sum::<f32>()
+            / CELLS as f32;
+        if global > self.settings.threshold {
+            **background = current;
+            return Motion {
+                lighting: (gain, offset),
+                noise: self.noise,
+                ..Motion::default()
+            };
         }
         let residual = residuals(gain, offset);
 
