@@ -17,6 +17,8 @@ pub use auth::{AuthConfig, AuthMode, TlsConfig, TlsMode};
 
 mod board_config;
 pub use board_config::{BoardConfig, BoardProfile, GpioLine};
+mod motion_config;
+pub use motion_config::MotionConfig;
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, Error)]
@@ -101,6 +103,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[tls]`: HTTPS.
     pub tls: TlsConfig,
+    /// `[motion]`: motion-gated detection.
+    pub motion: MotionConfig,
 }
 
 /// Bandwidth adaptation: the encoder follows the viewers' links (libaom; with

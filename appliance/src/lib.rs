@@ -19,6 +19,7 @@ pub mod frame;
 pub mod health;
 pub mod live;
 pub mod meta;
+pub mod motion;
 pub mod pipeline;
 pub mod publish;
 pub mod scale;

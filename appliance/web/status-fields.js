@@ -30,4 +30,7 @@ export const STATUS_FIELDS = [
   'frames_bad',
   'publish',
   'auth',
+  'gate',
+  'motion',
+  'detections_run',
 ];

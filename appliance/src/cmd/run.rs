@@ -172,7 +172,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         publishing,
         ex: ex.clone(),
         service: super::service::Service::from_env(),
-        board: super::board_io::BoardIo::start(&config.board),
+        board: super::board_io::BoardIo::start(&config.board, pipeline.motion_trigger()),
     };
     // Two threads: one runs the executor for HTTP and sockets, this one the driver.
     let (stop, stopped) = async_channel::bounded::<()>(1);
@@ -508,6 +508,9 @@ impl Driver<'_> {
             detections_run: stats.detections_run,
             detection_off: self.detection_off.map(str::to_owned),
             frames_bad: stats.bad_frames,
+            gate: stats.gate,
+            motion: stats.gate.map(|_| stats.moving),
+            motion_frames: stats.motion_frames,
             camera: match (self.source.starts_with("camera"), stats.source_lost) {
                 (false, _) => CameraState::None,
                 (true, false) => CameraState::Ok,

@@ -54,6 +54,13 @@ pub struct Status {
     pub detection_off: Option<String>,
     /// Camera frames that were corrupt or short and were skipped.
     pub frames_bad: u64,
+    /// The motion gate: `still` (detector at the heartbeat), `motion` or
+    /// `tracking` (full rate); `null` when detection is not motion-gated.
+    pub gate: Option<mado::meta::GateMode>,
+    /// The motion detector sees motion in the latest frame; `null` without a gate.
+    pub motion: Option<bool>,
+    /// Frames in which the motion detector saw motion.
+    pub motion_frames: u64,
     /// The camera's state.
     pub camera: CameraState,
     /// `password` (a login is needed) or `none` (`auth.mode = "none"`: anyone on the network may watch).
@@ -127,11 +134,14 @@ mod tests {
                 "frames_captured",
                 "frames_dropped",
                 "frames_encoded",
+                "gate",
                 "height",
                 "inference_ms",
                 "latency",
                 "links",
                 "max_viewers",
+                "motion",
+                "motion_frames",
                 "publish",
                 "sent_kbps",
                 "server_time_us",
@@ -151,6 +161,11 @@ mod tests {
         encoder.sort_unstable();
         assert_eq!(encoder, ["backend", "fps", "height", "target_kbps", "width"]);
         assert_eq!(json["camera"], "none");
+        assert_eq!(json["gate"], serde_json::Value::Null);
+        assert_eq!(
+            serde_json::to_value(mado::meta::GateMode::Tracking).unwrap(),
+            "tracking"
+        );
         assert_eq!(serde_json::to_value(CameraState::Lost).unwrap(), "lost");
         let link = LinkReport {
             estimate_kbps: 900,
