@@ -11,6 +11,7 @@ use crate::encode::{Backend, EncoderSettings};
 use crate::frame::VideoSize;
 use crate::source::SourceSpec;
 
+pub mod events;
 pub mod publish;
 
 mod board_config;
@@ -91,6 +92,8 @@ pub struct Config {
     pub publish: publish::PublishConfig,
     /// `[board]`: the board profile and its GPIO lines.
     pub board: BoardConfig,
+    /// `[events]`: events, their snapshots and clips.
+    pub events: events::EventsConfig,
 }
 
 /// Bandwidth adaptation: the encoder follows the viewers' links (libaom; with

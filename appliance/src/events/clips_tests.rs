@@ -17,7 +17,7 @@ fn frame(seq: u64, gop: u64) -> Arc<EncodedFrame> {
             size: "64x48".parse().unwrap(),
             detections: None,
         },
-        keyframe: seq % gop == 0,
+        keyframe: seq.is_multiple_of(gop),
         temporal_layer: 0,
         data: vec![0x12, 0],
     })

@@ -8,7 +8,10 @@
 //! writes snapshots and clips on a thread of its own.
 
 mod clips;
+pub mod retention;
+pub mod snapshot;
 mod tracker;
+pub mod webm;
 mod zone;
 
 pub use clips::{ClipOutput, ClipRecorder, ClipSettings};
