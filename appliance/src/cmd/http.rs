@@ -121,6 +121,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../web/meta.js"),
     ),
     (
+        "/events.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/events.js"),
+    ),
+    (
         "/check.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web/check.js"),

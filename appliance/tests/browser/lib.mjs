@@ -168,6 +168,13 @@ export async function startMado({
   throw new Error(`mado did not answer GET /api/status within ${timeoutMs / 1000} s (${lastError})\n${server.tail()}`);
 }
 
+/** GET `path` from the device as JSON (every test request to the API goes through here or getStatus). */
+export async function getJson(baseUrl, path) {
+  const res = await fetch(`${baseUrl}${path}`, { cache: 'no-store', signal: AbortSignal.timeout(5000) });
+  if (!res.ok) throw new Error(`GET ${path}: ${res.status}`);
+  return res.json();
+}
+
 export async function getStatus(baseUrl) {
   const res = await fetch(`${baseUrl}/api/status`, { cache: 'no-store', signal: AbortSignal.timeout(5000) });
   if (!res.ok) throw new Error(`GET /api/status: ${res.status}`);
