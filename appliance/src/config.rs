@@ -12,6 +12,7 @@ use crate::frame::VideoSize;
 use crate::source::SourceSpec;
 
 mod auth;
+pub mod events;
 pub mod publish;
 pub use auth::{AuthConfig, AuthMode, TlsConfig, TlsMode};
 
@@ -105,6 +106,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// `[motion]`: motion-gated detection.
     pub motion: MotionConfig,
+    /// `[events]`: events, their snapshots and clips.
+    pub events: events::EventsConfig,
 }
 
 /// Bandwidth adaptation: the encoder follows the viewers' links (libaom; with

@@ -5,6 +5,7 @@
 //   compositor.js  picture and boxes composited together (or the overlay fallback)
 //   timeline.js    the five-minute detection timeline
 //   stats.js       getStats and /api/status polling, the stats object, the panel
+//   events.js      the event list and clip playback with each frame's boxes
 //   overlay-check.js  ?check=overlay only
 //   test-hooks.js  window.madoTest, injected by the tests, never imported here
 // See README.md.
@@ -14,6 +15,7 @@ import { connect, scheduleReconnect, setState, watchdog, onVideoTrack } from './
 import { showTrack, startCompositor } from './compositor.js';
 import { drawTimeline } from './timeline.js';
 import { pollStats, pollStatus, renderStats } from './stats.js';
+import { startEvents } from './events.js';
 
 const TICK_MS = 1000; // stats and status polling
 
@@ -45,3 +47,4 @@ drawTimeline();
 setInterval(tick, TICK_MS);
 tick();
 connect();
+startEvents();

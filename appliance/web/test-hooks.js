@@ -5,6 +5,7 @@
 import { S, caps, BACKOFF_MIN_MS } from './state.js';
 import { pollStats, renderStats, stats } from './stats.js';
 import { scheduleReconnect } from './whep.js';
+import { findRed, boxOnRed, readSeqStrip } from './check.js';
 
 // The browser reports decoderImplementation only while the page captures
 // media; capture the microphone just long enough for a getStats call.
@@ -85,7 +86,30 @@ function recordPresented() {
   requestAnimationFrame(onFrame);
 }
 
+// Clip playback (events.js): for every frame drawn, before its boxes, the
+// frame number the test pattern spells on the picture against the seq of
+// the metadata drawn with it, and the metadata's box against the red target.
+const clipChecks = [];
+function checkClips() {
+  window.madoClipCheck = (ctx, meta, w, h, mediaTime) => {
+    const data = ctx.getImageData(0, 0, w, h).data;
+    const red = findRed(data, w, h);
+    const item = meta && meta.detections && meta.detections.items[0];
+    const box = item && { x: item.box[0] * w, y: item.box[1] * h, w: item.box[2] * w, h: item.box[3] * h };
+    clipChecks.push({
+      mediaTime,
+      seq: meta ? meta.seq : null,
+      shownSeq: readSeqStrip(data, w),
+      hit: !!(red && box && boxOnRed(box, red).hit),
+    });
+  };
+}
+
 window.madoTest = {
+  /** Starts checking each clip frame the event player draws (see checkClips). */
+  checkClips,
+  /** The checks so far: {mediaTime, seq, shownSeq, hit} per drawn frame. */
+  clipChecks: () => clipChecks.slice(),
   /** Latest figures, synchronously (stats are polled every second). */
   snapshot,
   /** Polls getStats now, then returns the figures. */

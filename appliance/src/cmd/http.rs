@@ -44,6 +44,8 @@ pub struct HttpState {
     pub status: Mutex<Status>,
     /// Login, sessions, and the Host/Origin checks.
     pub gate: Gate,
+    /// Where event snapshots and clips are, when events are on.
+    pub clip_dir: Option<std::path::PathBuf>,
 }
 
 const WHEP_PATH: &str = "/whep";
@@ -130,6 +132,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "/meta.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web/meta.js"),
+    ),
+    (
+        "/events.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/events.js"),
     ),
     (
         "/check.js",
@@ -352,6 +359,11 @@ async fn handle(req: Request<Incoming>, state: Arc<HttpState>, client: IpAddr) -
     let authorized = gate.authorized(req.headers());
     if !public && !authorized {
         return Ok(gate.unauthorized(&req));
+    }
+    if matches!(req.method(), &Method::GET | &Method::HEAD) {
+        if let Some(reply) = super::events_http::handle(state.clip_dir.as_deref(), &path, req.headers()).await {
+            return Ok(reply);
+        }
     }
     let reply = match (req.method(), path.as_str()) {
         (&Method::POST, "/api/login") => gate.login(req, client).await,

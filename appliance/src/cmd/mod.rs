@@ -5,6 +5,8 @@
 pub mod auth;
 mod board_io;
 pub mod cameras;
+mod events;
+mod events_http;
 mod http;
 pub mod inspect;
 mod login;

@@ -122,6 +122,14 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
 
     let ex = Arc::new(smol::Executor::new());
     let (commands_tx, commands) = async_channel::bounded(64);
+    let events = match config.events.enabled {
+        true => Some(super::events::Events::start(
+            &config.events,
+            config.source.fps.get() as u32,
+            pipeline.recent_frames(),
+        )?),
+        false => None,
+    };
     let state = Arc::new(HttpState {
         commands: commands_tx,
         // Known before the first status refresh.
@@ -130,6 +138,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
             ..Default::default()
         }),
         gate,
+        clip_dir: config.events.enabled.then(|| super::events::clip_dir(&config.events)),
     });
     let (known_tx, known) = async_channel::bounded(KNOWN_QUEUE);
     let (strangers_tx, strangers) = async_channel::bounded(STRANGERS_QUEUE);
@@ -173,6 +182,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         ex: ex.clone(),
         service: super::service::Service::from_env(),
         board: super::board_io::BoardIo::start(&config.board, pipeline.motion_trigger()),
+        events,
     };
     // Two threads: one runs the executor for HTTP and sockets, this one the driver.
     let (stop, stopped) = async_channel::bounded::<()>(1);
@@ -222,6 +232,8 @@ struct Driver<'a> {
     service: super::service::Service,
     /// The board's GPIO features (status LED, relay, PIR, button).
     board: super::board_io::BoardIo,
+    /// Events, snapshots and clips, when `[events]` is enabled.
+    events: Option<super::events::Events>,
 }
 
 /// Everything the driver waits on besides time.
@@ -309,18 +321,23 @@ impl Driver<'_> {
                 Wake::Publish(PublishWake::Answer(answer)) => self.publishing.handle_answer(now, answer),
                 Wake::Publish(PublishWake::Shutdown) => {
                     tracing::info!("stopping");
+                    self.finish_events();
                     self.publishing.shut_down(&mut self.hub, &self.sockets, &self.ex).await;
                     self.pipeline.stop();
                     return Ok(());
                 }
                 Wake::Timeout => {}
-                Wake::PipelineEnded => return Ok(()),
+                Wake::PipelineEnded => {
+                    self.finish_events();
+                    return Ok(());
+                }
             }
             let open = take_ready(&inputs.frames, FRAMES_PER_TURN, |f| self.on_frame(now, &f))
                 && take_ready(&inputs.commands, COMMANDS_PER_TURN, |c| self.on_command(now, c))
                 && take_ready(&inputs.known, KNOWN_PER_TURN, |d| self.on_datagram(now, d))
                 && take_ready(&inputs.strangers, STRANGERS_PER_TURN, |d| self.on_datagram(now, d));
             if !open {
+                self.finish_events();
                 return Ok(());
             }
             if self.hub.poll_timeout().is_some_and(|t| t <= now) {
@@ -352,6 +369,14 @@ impl Driver<'_> {
         }
     }
 
+    /// Ends open events and writes out their clips (SIGTERM, or the source ended).
+    fn finish_events(&mut self) {
+        if let Some(events) = &mut self.events {
+            let _updates = events.finish();
+            events.join();
+        }
+    }
+
     /// A datagram goes to the WHIP publisher it belongs to, else to the hub.
     fn on_datagram(&mut self, now: Instant, d: Datagram) {
         if !self
@@ -363,6 +388,10 @@ impl Driver<'_> {
     }
 
     fn on_frame(&mut self, now: Instant, frame: &EncodedFrame) {
+        if let Some(events) = &mut self.events {
+            let pipeline = self.pipeline;
+            let _updates = events.on_frame(frame, || pipeline.request_keyframe());
+        }
         self.board.on_frame(frame);
         self.egress.on_frame(now, frame);
         self.hub.handle_frame(now, frame);

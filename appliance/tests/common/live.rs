@@ -80,6 +80,18 @@ impl Server {
         Self { child, base, auth }
     }
 
+    /// Waits up to `timeout` for the server to exit by itself (after a signal).
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "mado did not exit within {timeout:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The server's process id, to read its descriptors and memory.
     pub fn pid(&self) -> u32 {
         self.child.id()
