@@ -11,6 +11,7 @@ use crate::encode::{Backend, EncoderSettings};
 use crate::frame::VideoSize;
 use crate::source::SourceSpec;
 
+pub mod mqtt;
 pub mod publish;
 
 mod board_config;
@@ -91,6 +92,8 @@ pub struct Config {
     pub publish: publish::PublishConfig,
     /// `[board]`: the board profile and its GPIO lines.
     pub board: BoardConfig,
+    /// `[mqtt]`: the MQTT broker and Home Assistant discovery.
+    pub mqtt: mqtt::MqttConfig,
 }
 
 /// Bandwidth adaptation: the encoder follows the viewers' links (libaom; with
@@ -355,7 +358,9 @@ impl Config {
 
     /// Parses TOML text; the error names the offending key and line.
     pub fn from_toml(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e: toml::de::Error| e.to_string().trim_end().to_owned())
+        let config: Self = toml::from_str(text).map_err(|e: toml::de::Error| e.to_string().trim_end().to_owned())?;
+        config.mqtt.check()?;
+        Ok(config)
     }
 
     /// Encoder settings for frames of `size`.

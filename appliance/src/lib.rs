@@ -18,6 +18,7 @@ pub mod frame;
 pub mod health;
 pub mod live;
 pub mod meta;
+pub mod mqtt;
 pub mod pipeline;
 pub mod publish;
 pub mod scale;

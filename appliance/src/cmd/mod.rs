@@ -7,6 +7,7 @@ pub mod cameras;
 mod http;
 pub mod inspect;
 mod media_socket;
+mod mqtt;
 mod publish;
 pub mod record;
 pub mod run;

@@ -93,6 +93,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     sockets.start_receivers(&ex, intake.clone());
     let listener = smol::net::TcpListener::try_from(listener)?;
     ex.spawn(http::serve(listener, state.clone(), ex.clone())).detach();
+    let mqtt = super::mqtt::Mqtt::start(&config.mqtt, &occupancy_classes(config), &ex)?;
 
     let settings = &started.settings;
     let adapt = config.adapt.enabled.then(|| {
@@ -124,6 +125,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         ex: ex.clone(),
         service: super::service::Service::from_env(),
         board: super::board_io::BoardIo::start(&config.board),
+        mqtt,
     };
     // Two threads: one runs the executor for HTTP and sockets, this one the driver.
     let (stop, stopped) = async_channel::bounded::<()>(1);
@@ -173,6 +175,8 @@ struct Driver<'a> {
     service: super::service::Service,
     /// The board's GPIO features (status LED, relay, PIR, button).
     board: super::board_io::BoardIo,
+    /// The MQTT broker (Home Assistant), when configured.
+    mqtt: super::mqtt::Mqtt,
 }
 
 /// Everything the driver waits on besides time.
@@ -261,11 +265,15 @@ impl Driver<'_> {
                 Wake::Publish(PublishWake::Shutdown) => {
                     tracing::info!("stopping");
                     self.publishing.shut_down(&mut self.hub, &self.sockets, &self.ex).await;
+                    self.mqtt.shut_down().await;
                     self.pipeline.stop();
                     return Ok(());
                 }
                 Wake::Timeout => {}
-                Wake::PipelineEnded => return Ok(()),
+                Wake::PipelineEnded => {
+                    self.mqtt.shut_down().await;
+                    return Ok(());
+                }
             }
             let open = take_ready(&inputs.frames, FRAMES_PER_TURN, |f| self.on_frame(now, &f))
                 && take_ready(&inputs.commands, COMMANDS_PER_TURN, |c| self.on_command(now, c))
@@ -315,6 +323,7 @@ impl Driver<'_> {
 
     fn on_frame(&mut self, now: Instant, frame: &EncodedFrame) {
         self.board.on_frame(frame);
+        self.mqtt.on_frame(frame);
         self.egress.on_frame(now, frame);
         self.hub.handle_frame(now, frame);
         self.publishing.handle_frame(now, frame);
@@ -464,11 +473,22 @@ impl Driver<'_> {
                 (true, false) => CameraState::Ok,
                 (true, true) => CameraState::Lost,
             },
+            mqtt: self.mqtt.status(),
             server_time_us: 0, // set when a request reads it
         };
+        self.mqtt.on_status(&status);
         if let Ok(mut shared) = self.state.status.lock() {
             *shared = status;
         }
+    }
+}
+
+/// The classes that get an occupancy count over MQTT: `[detect] classes`,
+/// or `person` when that keeps every class.
+fn occupancy_classes(config: &Config) -> Vec<String> {
+    match config.detect.classes.as_slice() {
+        [] => vec!["person".to_owned()],
+        classes => classes.to_vec(),
     }
 }
 

@@ -4,6 +4,7 @@
 
 use mado::adapt::LinkReport;
 use mado::live::LatencyBudget;
+use mado::mqtt::MqttStatus;
 use mado::publish::EndpointStatus;
 use serde::Serialize;
 
@@ -56,6 +57,8 @@ pub struct Status {
     pub frames_bad: u64,
     /// The camera's state.
     pub camera: CameraState,
+    /// The MQTT connection (Home Assistant): state, broker, counters, last error.
+    pub mqtt: MqttStatus,
     /// The server's wall clock when it answered, microseconds since the Unix
     /// epoch; set per request.
     pub server_time_us: u64,
@@ -129,6 +132,7 @@ mod tests {
                 "latency",
                 "links",
                 "max_viewers",
+                "mqtt",
                 "publish",
                 "sent_kbps",
                 "server_time_us",
@@ -148,6 +152,11 @@ mod tests {
         encoder.sort_unstable();
         assert_eq!(encoder, ["backend", "fps", "height", "target_kbps", "width"]);
         assert_eq!(json["camera"], "none");
+        assert_eq!(
+            json["mqtt"],
+            serde_json::json!({"state": "off", "broker": "", "since_s": 0, "messages_sent": 0,
+                               "messages_acked": 0, "messages_dropped": 0, "last_error": null})
+        );
         assert_eq!(serde_json::to_value(CameraState::Lost).unwrap(), "lost");
         let link = LinkReport {
             estimate_kbps: 900,
