@@ -29,4 +29,8 @@ export const STATUS_FIELDS = [
   'detection_off',
   'frames_bad',
   'publish',
+  'mqtt.state',
+  'mqtt.broker',
+  'mqtt.since_s',
+  'mqtt.last_error',
 ];

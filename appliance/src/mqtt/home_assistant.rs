@@ -290,12 +290,17 @@ fn event_message(n: &Naming, kind: &str, e: &EventNotice) -> Message {
     }
 }
 
-/// How many objects of each of `classes` are in `detections`.
+/// How many objects of each of `classes` are in `detections` (labels
+/// compared without regard to ASCII case: `person` counts `Person`).
 pub fn occupancy(classes: &[String], detections: &Detections) -> Vec<(String, u32)> {
     classes
         .iter()
         .map(|class| {
-            let count = detections.items.iter().filter(|d| d.label.as_str() == class).count();
+            let count = detections
+                .items
+                .iter()
+                .filter(|d| d.label.as_str().eq_ignore_ascii_case(class))
+                .count();
             (class.clone(), count as u32)
         })
         .collect()

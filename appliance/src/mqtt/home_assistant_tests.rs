@@ -184,7 +184,7 @@ fn occupancy_counts_each_configured_class() {
         bbox: BBox::from_pixels(0, 0, 2, 2, 10, 10).unwrap(),
     };
     let detections = Detections {
-        items: heapless::Vec::from_slice(&[item("person"), item("dog"), item("person")]).unwrap(),
+        items: heapless::Vec::from_slice(&[item("Person"), item("dog"), item("person")]).unwrap(),
         ..Default::default()
     };
     let classes = ["person".to_owned(), "car".to_owned()];

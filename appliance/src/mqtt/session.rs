@@ -17,7 +17,7 @@ pub const MAX_QUEUED: usize = 32;
 const MAX_RX: usize = 64 * 1024;
 
 /// What the session needs to know to connect.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SessionOptions {
     /// The MQTT client id.
     pub client_id: String,
@@ -33,6 +33,18 @@ pub struct SessionOptions {
     pub will_payload: Vec<u8>,
     /// The TCP connect and the CONNACK must come within this.
     pub connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for SessionOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionOptions")
+            .field("client_id", &self.client_id)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("keep_alive", &self.keep_alive)
+            .field("will_topic", &self.will_topic)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the shell must do for the session.
