@@ -11,6 +11,7 @@ use crate::encode::{Backend, EncoderSettings};
 use crate::frame::VideoSize;
 use crate::source::SourceSpec;
 
+pub mod events;
 pub mod mqtt;
 pub mod publish;
 
@@ -94,6 +95,8 @@ pub struct Config {
     pub board: BoardConfig,
     /// `[mqtt]`: the MQTT broker and Home Assistant discovery.
     pub mqtt: mqtt::MqttConfig,
+    /// `[events]`: events, their snapshots and clips.
+    pub events: events::EventsConfig,
 }
 
 /// Bandwidth adaptation: the encoder follows the viewers' links (libaom; with

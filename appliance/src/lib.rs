@@ -13,6 +13,7 @@ pub mod av1;
 pub mod config;
 pub mod detect;
 pub mod encode;
+pub mod events;
 pub mod fault;
 pub mod frame;
 pub mod health;

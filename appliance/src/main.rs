@@ -31,9 +31,9 @@ enum Command {
     Run(RunArgs),
     /// Record the encoded stream, metadata included, to an IVF file.
     Record(RecordArgs),
-    /// Print each frame's metadata from an IVF file as one JSON line.
+    /// Print each frame's metadata from an IVF file or an event clip (WebM) as one JSON line.
     Inspect {
-        /// The IVF file to read.
+        /// The IVF or WebM file to read.
         file: PathBuf,
     },
     /// Print the settings in effect (defaults plus the config file) as TOML.

@@ -205,7 +205,10 @@ fn start_mado(dir: &Path, port: u16) -> Server {
         format!(
             "[mqtt]\nenabled = true\nhost = \"127.0.0.1\"\nport = {port}\nclient_id = \"mado-test\"\n\
              topic_prefix = \"mado/test\"\nkeep_alive_s = 5\ninitial_backoff_ms = 200\nmax_backoff_ms = 1000\n\
-             [detect]\nclasses = [\"target\"]\n"
+             [detect]\nclasses = [\"target\"]\n\
+             [events]\nenabled = true\nclasses = [\"target\"]\nmax_event_ms = 2000\npre_roll_ms = 0\npost_roll_ms = 0\n\
+             clip_dir = \"{}\"\n",
+            dir.join("clips").display()
         ),
     )
     .unwrap();
@@ -253,6 +256,31 @@ fn check_announced(sub: &mut Subscriber) {
     assert!(status["frames_encoded"].as_u64().unwrap() > 0, "{status}");
 }
 
+/// An event's start, its snapshot and its end (the test pattern's target is
+/// always there: events last `max_event_ms`, then the next one starts).
+fn check_event(sub: &mut Subscriber) {
+    let start = sub.wait_for("mado/test/event", |m| m.json()["event"] == "start").json();
+    assert_eq!(start["class"], "target");
+    assert_eq!(start["end_ms"], Value::Null);
+    assert_eq!(start["snapshot_topic"], "mado/test/snapshot");
+    assert!(start["start_ms"].as_u64().unwrap() > 1_600_000_000_000, "{start}");
+    assert!(start["score"].as_f64().unwrap() > 0.5, "{start}");
+    let id = start["id"].as_str().unwrap().to_owned();
+    assert!(!id.is_empty());
+    let snapshot = sub.wait_for("mado/test/snapshot", |_| true);
+    assert_eq!(snapshot.payload[..3], [0xff, 0xd8, 0xff], "a JPEG");
+    let end = sub
+        .wait_for("mado/test/event", |m| {
+            m.json()["event"] == "end" && m.json()["id"] == id.as_str()
+        })
+        .json();
+    assert!(
+        end["end_ms"].as_u64().unwrap() >= end["start_ms"].as_u64().unwrap(),
+        "{end}"
+    );
+    assert_eq!(end["class"], "target");
+}
+
 #[test]
 fn home_assistant_hears_the_camera_through_a_broker_restart_and_a_clean_stop() {
     common::require_tool("mosquitto", "mosquitto");
@@ -263,6 +291,7 @@ fn home_assistant_hears_the_camera_through_a_broker_restart_and_a_clean_stop() {
     let mut sub = Subscriber::start(port);
     let mut server = start_mado(dir.path(), port);
     check_announced(&mut sub);
+    check_event(&mut sub);
     let status = status_until(&server, "connected", |s| s["mqtt"]["state"] == "connected");
     assert_eq!(status["mqtt"]["broker"], format!("127.0.0.1:{port}"));
     assert!(status["mqtt"]["messages_sent"].as_u64().unwrap() >= 8, "{status}");
@@ -290,6 +319,7 @@ fn home_assistant_hears_the_camera_through_a_broker_restart_and_a_clean_stop() {
     let broker = Broker::start(dir.path(), port);
     let mut sub = Subscriber::start(port);
     check_announced(&mut sub);
+    check_event(&mut sub);
     let up = status_until(&server, "connected again", |s| s["mqtt"]["state"] == "connected");
     assert!(up["frames_encoded"].as_u64().unwrap() > still_down["frames_encoded"].as_u64().unwrap());
 
@@ -301,7 +331,8 @@ fn home_assistant_hears_the_camera_through_a_broker_restart_and_a_clean_stop() {
     // From mado, not from its will: it sent DISCONNECT.
     assert!(
         broker_logged(dir.path(), "Client mado-test disconnected."),
-        "no clean DISCONNECT in the broker's log"
+        "no clean DISCONNECT in the broker's log:\n{}",
+        std::fs::read_to_string(dir.path().join("mosquitto.log")).unwrap_or_default()
     );
     let mut late = Subscriber::start(port);
     let kept = late.wait_for("mado/test/availability", |_| true);

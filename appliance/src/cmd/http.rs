@@ -41,6 +41,8 @@ pub struct HttpState {
     pub commands: async_channel::Sender<Command>,
     /// The latest status; `server_time_us` is set per request.
     pub status: Mutex<Status>,
+    /// Where event snapshots and clips are, when events are on.
+    pub clip_dir: Option<std::path::PathBuf>,
 }
 
 const WHEP_PATH: &str = "/whep";
@@ -281,6 +283,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
 
 async fn handle(req: Request<Incoming>, state: Arc<HttpState>) -> Result<Reply, Infallible> {
     let path = req.uri().path().to_owned();
+    if matches!(req.method(), &Method::GET | &Method::HEAD) {
+        if let Some(reply) = super::events_http::handle(state.clip_dir.as_deref(), &path, req.headers()).await {
+            return Ok(reply);
+        }
+    }
     let reply = match (req.method(), path.as_str()) {
         (&Method::GET | &Method::HEAD, "/api/status") => status(&state),
         (&Method::POST, WHEP_PATH) => whep_post(req, &state).await,

@@ -4,6 +4,8 @@
 
 mod board_io;
 pub mod cameras;
+mod events;
+mod events_http;
 mod http;
 pub mod inspect;
 mod media_socket;

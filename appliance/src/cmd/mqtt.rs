@@ -13,7 +13,13 @@ use async_channel::{Receiver, Sender};
 use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _};
 use mado::config::mqtt::MqttConfig;
 use mado::encode::EncodedFrame;
-use mado::mqtt::{HomeAssistant, MqttStatus, Naming, Notice, Session, SessionOptions, SessionOutput, StatusNotice};
+use mado::events::snapshot::{jpeg_from_i420, SNAPSHOT_QUALITY};
+use mado::events::{EventInfo, EventUpdate};
+use mado::frame::Yuv420;
+use mado::mqtt::{
+    EventNotice, HomeAssistant, MqttState, MqttStatus, Naming, Notice, Session, SessionOptions, SessionOutput, StatusNotice,
+};
+use mado::pipeline::RecentFrames;
 use mado::publish::Backoff;
 use smol::net::TcpStream;
 
@@ -25,9 +31,17 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long shutdown waits for `offline` and DISCONNECT to go out.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// How long a clean close waits for the broker to close its side.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Best pictures held for events still open; more open events than this get
+/// no snapshot at their end.
+const MAX_OPEN_EVENTS: usize = 8;
 
 enum ToTask {
     Notice(Notice),
+    /// An event's best picture, made into the JPEG snapshot off the loop.
+    Picture(Arc<Yuv420>),
     Shutdown,
 }
 
@@ -39,6 +53,8 @@ pub struct Mqtt {
     /// Notices the queue refused.
     refused: Arc<AtomicU64>,
     classes: Vec<String>,
+    /// The newest best picture of each open event, by event id.
+    best: Vec<(String, Arc<Yuv420>)>,
 }
 
 impl Mqtt {
@@ -50,6 +66,7 @@ impl Mqtt {
             status: Arc::default(),
             refused: Arc::default(),
             classes: Vec::new(),
+            best: Vec::new(),
         }
     }
 
@@ -129,6 +146,7 @@ impl Mqtt {
             status,
             refused,
             classes: classes.to_vec(),
+            best: Vec::new(),
         })
     }
 
@@ -148,6 +166,49 @@ impl Mqtt {
         }
         if let Some(detections) = &frame.info.detections {
             self.notify(Notice::Occupancy(mado::mqtt::occupancy(&self.classes, detections)));
+        }
+    }
+
+    /// The event tracker's updates: start and end as events, and the best
+    /// picture (from `recent`, the raw frames the pipeline still holds) as
+    /// the snapshot, once at the start and again at the end.
+    pub fn on_event_updates(&mut self, updates: &[EventUpdate], recent: &RecentFrames) {
+        if self.tx.is_none() {
+            return;
+        }
+        for update in updates {
+            match update {
+                EventUpdate::Started(info) => self.notify(Notice::EventStart(event_notice(info))),
+                EventUpdate::Best(info) => {
+                    let Some(picture) = recent.get(info.best_seq) else {
+                        continue;
+                    };
+                    let open = self.best.len();
+                    match self.best.iter_mut().find(|(id, _)| *id == info.id) {
+                        Some(slot) => slot.1 = picture,
+                        None if open < MAX_OPEN_EVENTS => {
+                            self.best.push((info.id.clone(), picture.clone()));
+                            self.send_picture(picture);
+                        }
+                        None => {}
+                    }
+                }
+                EventUpdate::Ended(info) => {
+                    self.notify(Notice::EventEnd(event_notice(info)));
+                    if let Some(at) = self.best.iter().position(|(id, _)| *id == info.id) {
+                        let (_, picture) = self.best.swap_remove(at);
+                        self.send_picture(picture);
+                    }
+                }
+            }
+        }
+    }
+
+    fn send_picture(&self, picture: Arc<Yuv420>) {
+        if let Some(tx) = &self.tx {
+            if tx.try_send(ToTask::Picture(picture)).is_err() {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -186,6 +247,17 @@ impl Mqtt {
                 tracing::warn!("mqtt: the broker did not take the goodbye in time");
             }
         }
+    }
+}
+
+/// What MQTT tells of an event.
+fn event_notice(info: &EventInfo) -> EventNotice {
+    EventNotice {
+        id: info.id.clone(),
+        class: info.label.clone(),
+        score: info.best_score,
+        start_ms: info.start_ms,
+        end_ms: info.end_ms,
     }
 }
 
@@ -249,6 +321,17 @@ impl Task {
                         self.session.publish(now, message);
                     }
                 }
+                Wake::Task(Some(ToTask::Picture(picture))) => {
+                    let jpeg = smol::unblock(move || jpeg_from_i420(&picture, SNAPSHOT_QUALITY)).await;
+                    match jpeg {
+                        Ok(jpeg) => {
+                            for message in self.ha.handle(Instant::now(), Notice::Snapshot(jpeg)) {
+                                self.session.publish(Instant::now(), message);
+                            }
+                        }
+                        Err(e) => tracing::warn!("mqtt: no snapshot: {e}"),
+                    }
+                }
                 Wake::Task(Some(ToTask::Shutdown)) | Wake::Task(None) => {
                     self.session.shut_down(now, self.ha.offline());
                     stopping = true;
@@ -304,9 +387,25 @@ impl Task {
                     }
                 }
                 SessionOutput::Close => {
-                    if let Some(mut stream) = self.stream.take() {
+                    let Some(mut stream) = self.stream.take() else {
+                        continue;
+                    };
+                    if self.session.status(Instant::now()).state == MqttState::Stopped {
+                        // A clean goodbye: half-close and let the broker read
+                        // the DISCONNECT and close first. Closing with its
+                        // PUBACKs unread would reset the connection, and the
+                        // broker might lose the DISCONNECT and send the will.
                         let _ = stream.flush().await;
-                        let _ = stream.shutdown(std::net::Shutdown::Both);
+                        let _ = stream.shutdown(std::net::Shutdown::Write);
+                        let mut sink = [0u8; 512];
+                        let drained = async {
+                            while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+                        };
+                        drained
+                            .or(async {
+                                smol::Timer::after(CLOSE_GRACE).await;
+                            })
+                            .await;
                     }
                 }
             }

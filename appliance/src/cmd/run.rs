@@ -78,9 +78,18 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
 
     let ex = Arc::new(smol::Executor::new());
     let (commands_tx, commands) = async_channel::bounded(64);
+    let events = match config.events.enabled {
+        true => Some(super::events::Events::start(
+            &config.events,
+            config.source.fps.get() as u32,
+            pipeline.recent_frames(),
+        )?),
+        false => None,
+    };
     let state = Arc::new(HttpState {
         commands: commands_tx,
         status: Mutex::new(Default::default()),
+        clip_dir: config.events.enabled.then(|| super::events::clip_dir(&config.events)),
     });
     let (known_tx, known) = async_channel::bounded(KNOWN_QUEUE);
     let (strangers_tx, strangers) = async_channel::bounded(STRANGERS_QUEUE);
@@ -126,6 +135,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         service: super::service::Service::from_env(),
         board: super::board_io::BoardIo::start(&config.board),
         mqtt,
+        events,
     };
     // Two threads: one runs the executor for HTTP and sockets, this one the driver.
     let (stop, stopped) = async_channel::bounded::<()>(1);
@@ -177,6 +187,8 @@ struct Driver<'a> {
     board: super::board_io::BoardIo,
     /// The MQTT broker (Home Assistant), when configured.
     mqtt: super::mqtt::Mqtt,
+    /// Events, snapshots and clips, when `[events]` is enabled.
+    events: Option<super::events::Events>,
 }
 
 /// Everything the driver waits on besides time.
@@ -264,6 +276,7 @@ impl Driver<'_> {
                 Wake::Publish(PublishWake::Answer(answer)) => self.publishing.handle_answer(now, answer),
                 Wake::Publish(PublishWake::Shutdown) => {
                     tracing::info!("stopping");
+                    self.finish_events();
                     self.publishing.shut_down(&mut self.hub, &self.sockets, &self.ex).await;
                     self.mqtt.shut_down().await;
                     self.pipeline.stop();
@@ -271,6 +284,7 @@ impl Driver<'_> {
                 }
                 Wake::Timeout => {}
                 Wake::PipelineEnded => {
+                    self.finish_events();
                     self.mqtt.shut_down().await;
                     return Ok(());
                 }
@@ -280,6 +294,7 @@ impl Driver<'_> {
                 && take_ready(&inputs.known, KNOWN_PER_TURN, |d| self.on_datagram(now, d))
                 && take_ready(&inputs.strangers, STRANGERS_PER_TURN, |d| self.on_datagram(now, d));
             if !open {
+                self.finish_events();
                 return Ok(());
             }
             if self.hub.poll_timeout().is_some_and(|t| t <= now) {
@@ -311,6 +326,15 @@ impl Driver<'_> {
         }
     }
 
+    /// Ends open events and writes out their clips (SIGTERM, or the source ended).
+    fn finish_events(&mut self) {
+        if let Some(events) = &mut self.events {
+            let updates = events.finish();
+            self.mqtt.on_event_updates(&updates, &self.pipeline.recent_frames());
+            events.join();
+        }
+    }
+
     /// A datagram goes to the WHIP publisher it belongs to, else to the hub.
     fn on_datagram(&mut self, now: Instant, d: Datagram) {
         if !self
@@ -322,6 +346,13 @@ impl Driver<'_> {
     }
 
     fn on_frame(&mut self, now: Instant, frame: &EncodedFrame) {
+        if let Some(events) = &mut self.events {
+            let pipeline = self.pipeline;
+            let updates = events.on_frame(frame, || pipeline.request_keyframe());
+            if !updates.is_empty() {
+                self.mqtt.on_event_updates(&updates, &pipeline.recent_frames());
+            }
+        }
         self.board.on_frame(frame);
         self.mqtt.on_frame(frame);
         self.egress.on_frame(now, frame);

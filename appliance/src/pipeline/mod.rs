@@ -152,9 +152,46 @@ impl PipelineStats {
     }
 }
 
+/// The raw pictures of the newest frames that carried detections, kept by
+/// the encoder thread for whoever wants a frame's own pixels after it was
+/// encoded (event snapshots). Holds nothing until given a capacity.
+#[derive(Debug, Default)]
+pub struct RecentFrames {
+    capacity: AtomicU64,
+    frames: Mutex<std::collections::VecDeque<(u64, Arc<crate::frame::Yuv420>)>>,
+}
+
+impl RecentFrames {
+    /// Keep the newest `frames` pictures from now on (0: none).
+    pub fn set_capacity(&self, frames: usize) {
+        self.capacity.store(frames as u64, Ordering::Relaxed);
+    }
+
+    /// Frame `seq`'s picture, if it is still held.
+    pub fn get(&self, seq: u64) -> Option<Arc<crate::frame::Yuv420>> {
+        let frames = self.frames.lock().ok()?;
+        frames.iter().find(|(s, _)| *s == seq).map(|(_, p)| p.clone())
+    }
+
+    fn offer(&self, frame: &crate::frame::Frame) {
+        let capacity = self.capacity.load(Ordering::Relaxed) as usize;
+        let detected = frame.info.detections.as_ref().is_some_and(|d| !d.items.is_empty());
+        if capacity == 0 || !detected {
+            return;
+        }
+        if let Ok(mut frames) = self.frames.lock() {
+            while frames.len() >= capacity {
+                frames.pop_front();
+            }
+            frames.push_back((frame.info.seq, frame.image.clone()));
+        }
+    }
+}
+
 /// A running pipeline. Encoded frames, metadata attached, come out of [`Pipeline::output`].
 pub struct Pipeline {
     output: Receiver<EncodedFrame>,
+    recent: Arc<RecentFrames>,
     stats: Arc<PipelineStats>,
     stop: Arc<AtomicBool>,
     keyframe: Arc<AtomicBool>,
@@ -191,6 +228,7 @@ impl Pipeline {
         let stop = Arc::new(AtomicBool::new(false));
         let keyframe = Arc::new(AtomicBool::new(false));
         let target = Arc::new(Mutex::new(None));
+        let recent = Arc::new(RecentFrames::default());
 
         let mut threads = Vec::new();
         let (schedule, to_detector) = match detection {
@@ -228,6 +266,7 @@ impl Pipeline {
             let control = EncoderControl {
                 keyframe: keyframe.clone(),
                 target: target.clone(),
+                recent: recent.clone(),
             };
             let stats = stats.clone();
             spawn("mado-encoder", move || {
@@ -238,6 +277,7 @@ impl Pipeline {
         threads.insert(0, ("source", source_thread));
         Ok(Self {
             output,
+            recent,
             stats,
             stop,
             keyframe,
@@ -254,6 +294,11 @@ impl Pipeline {
     /// The counters now.
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
+    }
+
+    /// The raw pictures of the newest frames with detections (see [`RecentFrames`]).
+    pub fn recent_frames(&self) -> Arc<RecentFrames> {
+        self.recent.clone()
     }
 
     /// The next frame into the encoder becomes a keyframe.
@@ -494,6 +539,7 @@ impl Backoff {
 struct EncoderControl {
     keyframe: Arc<AtomicBool>,
     target: Arc<Mutex<Option<(u32, Rung)>>>,
+    recent: Arc<RecentFrames>,
 }
 
 #[allow(
@@ -518,6 +564,9 @@ fn run_encoder(
             if frame.info.detections.is_none() {
                 frame.info.detections = detections_for(schedule, frame.info.seq);
             }
+        }
+        if let Some(frame) = &frame {
+            control.recent.offer(frame);
         }
         if let Some((kbps, rung)) = control.target.lock().ok().and_then(|mut t| t.take()) {
             stage.set_target(kbps, rung, &mut ready)?;
