@@ -17,7 +17,8 @@ use mado::events::snapshot::{jpeg_from_i420, SNAPSHOT_QUALITY};
 use mado::events::{EventInfo, EventUpdate};
 use mado::frame::Yuv420;
 use mado::mqtt::{
-    EventNotice, HomeAssistant, MqttState, MqttStatus, Naming, Notice, Session, SessionOptions, SessionOutput, StatusNotice,
+    EventNotice, HomeAssistant, MqttState, MqttStatus, Naming, Notice, Session, SessionOptions, SessionOutput,
+    StatusNotice,
 };
 use mado::pipeline::RecentFrames;
 use mado::publish::Backoff;
@@ -398,9 +399,7 @@ impl Task {
                         let _ = stream.flush().await;
                         let _ = stream.shutdown(std::net::Shutdown::Write);
                         let mut sink = [0u8; 512];
-                        let drained = async {
-                            while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
-                        };
+                        let drained = async { while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {} };
                         drained
                             .or(async {
                                 smol::Timer::after(CLOSE_GRACE).await;
