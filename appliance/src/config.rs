@@ -13,6 +13,7 @@ use crate::source::SourceSpec;
 
 mod auth;
 pub mod events;
+pub mod mqtt;
 pub mod publish;
 pub use auth::{AuthConfig, AuthMode, TlsConfig, TlsMode};
 
@@ -106,6 +107,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// `[motion]`: motion-gated detection.
     pub motion: MotionConfig,
+    /// `[mqtt]`: the MQTT broker and Home Assistant discovery.
+    pub mqtt: mqtt::MqttConfig,
     /// `[events]`: events, their snapshots and clips.
     pub events: events::EventsConfig,
 }
@@ -374,6 +377,7 @@ impl Config {
     pub fn from_toml(text: &str) -> Result<Self, String> {
         let config: Self = toml::from_str(text).map_err(|e: toml::de::Error| e.to_string().trim_end().to_owned())?;
         config.tls.check()?;
+        config.mqtt.check()?;
         Ok(config)
     }
 

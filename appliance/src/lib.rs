@@ -21,6 +21,7 @@ pub mod health;
 pub mod live;
 pub mod meta;
 pub mod motion;
+pub mod mqtt;
 pub mod pipeline;
 pub mod publish;
 pub mod scale;

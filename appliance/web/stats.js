@@ -248,6 +248,7 @@ export function renderStats(x = stats()) {
     const bad = st.frames_bad ? ` · ${st.frames_bad} bad frames skipped` : '';
     setText('s-camera', `${st.camera}${bad}`, st.camera === 'ok' ? 'ok' : st.camera === 'lost' ? 'bad' : '');
     renderPublish(st.publish);
+    renderMqtt(st.mqtt);
     setText('s-uptime', formatDuration(st.uptime_s));
   } else if (x.statusError) {
     setText('source', 'device unreachable');
@@ -268,6 +269,18 @@ export function renderStats(x = stats()) {
     el.hidden = false;
     setText('check', `overlay check: ${x.overlay.hits}/${x.overlay.checked} hits`, 'muted');
   }
+}
+
+// The MQTT connection (Home Assistant): its state, the broker, for how long,
+// and why the last attempt failed; green when connected.
+function renderMqtt(m) {
+  if (!m || m.state === 'off') {
+    setText('s-mqtt', 'off');
+    return;
+  }
+  const why = m.last_error ? ` · ${m.last_error}` : '';
+  const cls = m.state === 'connected' ? 'ok' : m.state === 'retrying' ? 'bad' : 'warn';
+  setText('s-mqtt', `${m.state} · ${m.broker} · for ${formatDuration(m.since_s)}${why}`, cls);
 }
 
 // One line per WHIP endpoint: its state, rate, round trip and how long it

@@ -33,4 +33,8 @@ export const STATUS_FIELDS = [
   'gate',
   'motion',
   'detections_run',
+  'mqtt.state',
+  'mqtt.broker',
+  'mqtt.since_s',
+  'mqtt.last_error',
 ];

@@ -11,6 +11,7 @@ mod http;
 pub mod inspect;
 mod login;
 mod media_socket;
+mod mqtt;
 mod publish;
 pub mod record;
 pub mod run;

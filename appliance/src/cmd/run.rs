@@ -151,6 +151,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     sockets.start_receivers(&ex, intake.clone());
     let listener = smol::net::TcpListener::try_from(listener)?;
     ex.spawn(http::serve(listener, state.clone(), ex.clone(), tls)).detach();
+    let mqtt = super::mqtt::Mqtt::start(&config.mqtt, &occupancy_classes(config), &ex)?;
 
     let settings = &started.settings;
     let adapt = config.adapt.enabled.then(|| {
@@ -182,6 +183,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         ex: ex.clone(),
         service: super::service::Service::from_env(),
         board: super::board_io::BoardIo::start(&config.board, pipeline.motion_trigger()),
+        mqtt,
         events,
     };
     // Two threads: one runs the executor for HTTP and sockets, this one the driver.
@@ -232,6 +234,8 @@ struct Driver<'a> {
     service: super::service::Service,
     /// The board's GPIO features (status LED, relay, PIR, button).
     board: super::board_io::BoardIo,
+    /// The MQTT broker (Home Assistant), when configured.
+    mqtt: super::mqtt::Mqtt,
     /// Events, snapshots and clips, when `[events]` is enabled.
     events: Option<super::events::Events>,
 }
@@ -323,12 +327,14 @@ impl Driver<'_> {
                     tracing::info!("stopping");
                     self.finish_events();
                     self.publishing.shut_down(&mut self.hub, &self.sockets, &self.ex).await;
+                    self.mqtt.shut_down().await;
                     self.pipeline.stop();
                     return Ok(());
                 }
                 Wake::Timeout => {}
                 Wake::PipelineEnded => {
                     self.finish_events();
+                    self.mqtt.shut_down().await;
                     return Ok(());
                 }
             }
@@ -372,7 +378,8 @@ impl Driver<'_> {
     /// Ends open events and writes out their clips (SIGTERM, or the source ended).
     fn finish_events(&mut self) {
         if let Some(events) = &mut self.events {
-            let _updates = events.finish();
+            let updates = events.finish();
+            self.mqtt.on_event_updates(&updates, &self.pipeline.recent_frames());
             events.join();
         }
     }
@@ -390,9 +397,13 @@ impl Driver<'_> {
     fn on_frame(&mut self, now: Instant, frame: &EncodedFrame) {
         if let Some(events) = &mut self.events {
             let pipeline = self.pipeline;
-            let _updates = events.on_frame(frame, || pipeline.request_keyframe());
+            let updates = events.on_frame(frame, || pipeline.request_keyframe());
+            if !updates.is_empty() {
+                self.mqtt.on_event_updates(&updates, &pipeline.recent_frames());
+            }
         }
         self.board.on_frame(frame);
+        self.mqtt.on_frame(frame);
         self.egress.on_frame(now, frame);
         self.hub.handle_frame(now, frame);
         self.publishing.handle_frame(now, frame);
@@ -546,11 +557,22 @@ impl Driver<'_> {
                 (true, true) => CameraState::Lost,
             },
             auth: self.state.gate.mode_name().to_owned(),
+            mqtt: self.mqtt.status(),
             server_time_us: 0, // set when a request reads it
         };
+        self.mqtt.on_status(&status);
         if let Ok(mut shared) = self.state.status.lock() {
             *shared = status;
         }
+    }
+}
+
+/// The classes that get an occupancy count over MQTT: `[detect] classes`,
+/// or `person` when that keeps every class.
+fn occupancy_classes(config: &Config) -> Vec<String> {
+    match config.detect.classes.as_slice() {
+        [] => vec!["person".to_owned()],
+        classes => classes.to_vec(),
     }
 }
 

@@ -4,6 +4,7 @@
 
 use mado::adapt::LinkReport;
 use mado::live::LatencyBudget;
+use mado::mqtt::MqttStatus;
 use mado::publish::EndpointStatus;
 use serde::Serialize;
 
@@ -65,6 +66,8 @@ pub struct Status {
     pub camera: CameraState,
     /// `password` (a login is needed) or `none` (`auth.mode = "none"`: anyone on the network may watch).
     pub auth: String,
+    /// The MQTT connection (Home Assistant): state, broker, counters, last error.
+    pub mqtt: MqttStatus,
     /// The server's wall clock when it answered, microseconds since the Unix
     /// epoch; set per request.
     pub server_time_us: u64,
@@ -142,6 +145,7 @@ mod tests {
                 "max_viewers",
                 "motion",
                 "motion_frames",
+                "mqtt",
                 "publish",
                 "sent_kbps",
                 "server_time_us",
@@ -165,6 +169,11 @@ mod tests {
         assert_eq!(
             serde_json::to_value(mado::meta::GateMode::Tracking).unwrap(),
             "tracking"
+        );
+        assert_eq!(
+            json["mqtt"],
+            serde_json::json!({"state": "off", "broker": "", "since_s": 0, "messages_sent": 0,
+                               "messages_acked": 0, "messages_dropped": 0, "last_error": null})
         );
         assert_eq!(serde_json::to_value(CameraState::Lost).unwrap(), "lost");
         let link = LinkReport {

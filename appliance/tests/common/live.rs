@@ -171,6 +171,20 @@ impl Server {
         reply.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
     }
 
+    /// Sends `signal` (SIGTERM, SIGKILL) and waits, at most 15 s, for the exit.
+    pub fn signal_and_wait(&mut self, signal: i32) -> std::process::ExitStatus {
+        // SAFETY: kill(2) with the pid of a child this test started and has not reaped.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                return exit;
+            }
+            assert!(Instant::now() < deadline, "mado did not exit after signal {signal}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn delete(&self, location: &str) -> u16 {
         self.agent()
             .delete(format!("{}{location}", self.base))
