@@ -43,7 +43,7 @@ fn start(config: &Path) -> Server {
 }
 
 fn get(server: &Server, path: &str) -> (u16, Vec<u8>) {
-    let mut resp = Server::agent().get(format!("{}{path}", server.base)).call().unwrap();
+    let mut resp = server.agent().get(format!("{}{path}", server.base)).call().unwrap();
     let status = resp.status().as_u16();
     (
         status,
@@ -186,7 +186,7 @@ fn each_visit_to_the_zone_is_an_event_with_a_snapshot_and_a_complete_clip() {
         check_clip(&path, event);
 
         // Seeking: a byte range comes back as 206 with exactly those bytes.
-        let mut resp = Server::agent()
+        let mut resp = server.agent()
             .get(format!("{}{}", server.base, event["clip_url"].as_str().unwrap()))
             .header("range", "bytes=100-199")
             .call()
