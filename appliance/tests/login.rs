@@ -453,3 +453,23 @@ fn mode_none_needs_no_login_and_says_so() {
     );
     assert_eq!(status, 403, "the Host check stays");
 }
+
+#[test]
+fn passwords_session_ids_and_tokens_never_reach_the_log() {
+    let server = Server::start_with(&[], |c| {
+        c.env("MADO_LOG", "debug");
+    });
+    assert_eq!(login(&server.base, "wrong-guess-123").0, 401);
+    let (status, cookie) = login(&server.base, PASSWORD);
+    assert_eq!(status, 204);
+    let cookie = cookie.unwrap().split(';').next().unwrap().to_owned();
+    let id = cookie.split_once('=').unwrap().1.to_owned();
+    assert_eq!(get(&server.base, "/api/status", Some(&cookie)), 200);
+    assert_eq!(server.status()["auth"], "password");
+    std::thread::sleep(Duration::from_millis(500));
+    let log = server.log.lock().unwrap().clone();
+    assert!(log.contains("wrong password"), "the log says what happened: {log}");
+    for secret in [PASSWORD, "wrong-guess-123", id.as_str(), server.auth.token.as_str()] {
+        assert!(!log.contains(secret), "{secret:?} in the log");
+    }
+}

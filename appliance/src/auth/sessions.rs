@@ -249,7 +249,9 @@ mod tests {
         let at = |s| start + Duration::from_secs(s);
         let mut before = Sessions::new(config(), [6; 32]);
         let old = before.create(start);
-        assert!(before.check(&old, at(2600)));
+        for t in [500, 1000, 1500, 2000, 2500, 2600] {
+            assert!(before.check(&old, at(t)), "used at {t} s");
+        }
         let fresh = before.create(at(3050));
         let text = before.to_text(at(3100), 1_000_100);
         assert!(!text.contains(&old) && !text.contains(&fresh));

@@ -351,7 +351,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
 
 async fn handle(req: Request<Incoming>, state: Arc<HttpState>, client: IpAddr) -> Result<Reply, Infallible> {
     let gate = &state.gate;
-    if let Err(refused) = gate.check_request(&req) {
+    if let Some(refused) = gate.refuse(&req) {
         return Ok(refused);
     }
     let path = req.uri().path().to_owned();

@@ -77,7 +77,7 @@ fn reply(status: StatusCode, message: &str) -> Reply {
         .expect("valid response")
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: hyper::header::HeaderName) -> Option<&'a str> {
+fn header(headers: &HeaderMap, name: hyper::header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -144,23 +144,22 @@ impl Gate {
     }
 
     /// The `Host` check for every request and the `Origin` check for those
-    /// that change something; `Err` is the refusal to send.
-    pub fn check_request<B>(&self, req: &Request<B>) -> Result<(), Reply> {
+    /// that change something; `Some` is the refusal to send.
+    pub fn refuse<B>(&self, req: &Request<B>) -> Option<Reply> {
         let host = header(req.headers(), HOST);
-        self.hosts
-            .check_host(host)
-            .map_err(|e| reply(StatusCode::FORBIDDEN, &e.to_string()))?;
-        if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-            self.hosts
-                .check_origin(header(req.headers(), ORIGIN), host.unwrap_or_default(), self.https)
-                .map_err(|e| reply(StatusCode::FORBIDDEN, &e.to_string()))?;
-        }
-        Ok(())
+        let checked = self.hosts.check_host(host).and_then(|()| {
+            if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+                return Ok(());
+            }
+            let origin = header(req.headers(), ORIGIN);
+            self.hosts.check_origin(origin, host.unwrap_or_default(), self.https)
+        });
+        checked.err().map(|e| reply(StatusCode::FORBIDDEN, &e.to_string()))
     }
 
     /// A redirect to the same place over HTTPS (plain HTTP on the TLS port).
     pub fn to_https<B>(&self, req: &Request<B>) -> Reply {
-        if let Err(refused) = self.check_request(req) {
+        if let Some(refused) = self.refuse(req) {
             return refused;
         }
         let host = header(req.headers(), HOST).unwrap_or_default();

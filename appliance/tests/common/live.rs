@@ -30,6 +30,8 @@ pub struct Server {
     pub base: String,
     /// The server's credentials; [`Server::agent`] sends its token.
     pub auth: super::auth::TestAuth,
+    /// Everything the server wrote to stderr after its first line.
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Server {
@@ -76,8 +78,19 @@ impl Server {
             }
         };
         // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Self { child, base, auth }
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Ok(mut log) = kept.lock() {
+                    if log.len() < 4 << 20 {
+                        log.push_str(&line);
+                        log.push('\n');
+                    }
+                }
+            }
+        });
+        Self { child, base, auth, log }
     }
 
     /// Waits up to `timeout` for the server to exit by itself (after a signal).

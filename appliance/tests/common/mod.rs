@@ -10,10 +10,16 @@ pub mod live;
 
 use mado::av1::ivf::{IvfFrame, IvfHeader, IvfReader};
 
-/// A `mado` command from this build.
+/// A `mado` command from this build. Its state directory (password,
+/// certificate) is a scratch one of this test process, never the home
+/// directory's; a test that logs in uses [`auth::TestAuth`] instead.
 pub fn mado() -> Command {
+    static SCRATCH: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let scratch = SCRATCH.get_or_init(|| tempfile::Builder::new().prefix("mado-state-").tempdir().unwrap());
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mado"));
-    cmd.env("MADO_LOG", "warn").env_remove("MADO_CONFIG");
+    cmd.env("MADO_LOG", "warn")
+        .env_remove("MADO_CONFIG")
+        .env("MADO_STATE_DIR", scratch.path());
     cmd
 }
 
