@@ -11,7 +11,7 @@
 import { $, classColor } from './state.js';
 
 const REFRESH_MS = 5000;
-const player = { index: null, byTime: new Map(), id: null };
+const player = { index: null, byTime: new Map(), id: null, zones: [] };
 
 function fmtTime(ms) {
   return new Date(ms).toLocaleString();
@@ -110,8 +110,29 @@ function onFrame(_now, md) {
   ctx.drawImage(video, 0, 0, w, h);
   const meta = metaAt(md.mediaTime);
   if (window.madoClipCheck) window.madoClipCheck(ctx, meta, w, h, md.mediaTime);
+  drawZones(ctx, w, h);
   drawBoxes(ctx, meta, w, h);
   video.requestVideoFrameCallback(onFrame);
+}
+
+// The configured zones ([[events.zones]]), dashed, with their names.
+function drawZones(ctx, w, h) {
+  if (!player.zones.length) return;
+  ctx.save();
+  ctx.setLineDash([6, 4]);
+  ctx.lineWidth = 1.5;
+  ctx.strokeStyle = 'rgba(255, 255, 255, 0.8)';
+  ctx.fillStyle = 'rgba(255, 255, 255, 0.8)';
+  ctx.font = '11px system-ui, sans-serif';
+  for (const zone of player.zones) {
+    ctx.beginPath();
+    zone.points.forEach(([x, y], i) => (i ? ctx.lineTo(x * w, y * h) : ctx.moveTo(x * w, y * h)));
+    ctx.closePath();
+    ctx.stroke();
+    const [x0, y0] = zone.points[0];
+    ctx.fillText(zone.name, x0 * w + 4, Math.max(12, y0 * h - 4));
+  }
+  ctx.restore();
 }
 
 // Boxes from the index are fractions of the picture.
@@ -134,7 +155,17 @@ function drawBoxes(ctx, meta, w, h) {
   }
 }
 
+async function loadZones() {
+  try {
+    const res = await fetch('/api/events/zones', { cache: 'no-store' });
+    if (res.ok) player.zones = await res.json();
+  } catch {
+    // events are off, or the device is away: no zones to draw
+  }
+}
+
 export function startEvents() {
+  loadZones();
   $('clip-close').onclick = () => {
     const video = $('clip-video');
     video.pause();

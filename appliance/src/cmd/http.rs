@@ -43,6 +43,8 @@ pub struct HttpState {
     pub status: Mutex<Status>,
     /// Where event snapshots and clips are, when events are on.
     pub clip_dir: Option<std::path::PathBuf>,
+    /// The configured event zones, as JSON for `GET /api/events/zones`.
+    pub zones_json: String,
 }
 
 const WHEP_PATH: &str = "/whep";
@@ -289,7 +291,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
 async fn handle(req: Request<Incoming>, state: Arc<HttpState>) -> Result<Reply, Infallible> {
     let path = req.uri().path().to_owned();
     if matches!(req.method(), &Method::GET | &Method::HEAD) {
-        if let Some(reply) = super::events_http::handle(state.clip_dir.as_deref(), &path, req.headers()).await {
+        if let Some(reply) = super::events_http::handle(&state, &path, req.headers()).await {
             return Ok(reply);
         }
     }
