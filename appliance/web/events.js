@@ -26,7 +26,7 @@ async function refresh() {
   let events;
   try {
     const res = await fetch('/api/events', { cache: 'no-store' });
-    if (!res.ok) {
+    if (!res.ok || res.headers.get('x-mado-events') === 'off') {
       $('events').hidden = true; // events are off
       return;
     }
@@ -107,9 +107,20 @@ function onFrame(_now, md) {
     canvas.height = h;
   }
   const ctx = canvas.getContext('2d', { willReadFrequently: !!window.madoClipCheck });
-  ctx.drawImage(video, 0, 0, w, h);
-  const meta = metaAt(md.mediaTime);
-  if (window.madoClipCheck) window.madoClipCheck(ctx, meta, w, h, md.mediaTime);
+  // The picture and its time from one VideoFrame: the element may already
+  // hold the next frame when this callback runs, and then its timestamp
+  // says so, where md.mediaTime would name the previous one.
+  let mediaTime = md.mediaTime;
+  if (typeof VideoFrame === 'function') {
+    const frame = new VideoFrame(video);
+    mediaTime = frame.timestamp / 1e6;
+    ctx.drawImage(frame, 0, 0, w, h);
+    frame.close();
+  } else {
+    ctx.drawImage(video, 0, 0, w, h);
+  }
+  const meta = metaAt(mediaTime);
+  if (window.madoClipCheck) window.madoClipCheck(ctx, meta, w, h, mediaTime);
   drawZones(ctx, w, h);
   drawBoxes(ctx, meta, w, h);
   video.requestVideoFrameCallback(onFrame);

@@ -16,16 +16,24 @@ type Reply = Response<Full<Bytes>>;
 const PREFIX: &str = "/api/events";
 
 /// Answers `path` under `/api/events`, or `None` when it is not one of ours.
-pub async fn handle(state: &super::http::HttpState, path: &str, headers: &HeaderMap) -> Option<Reply> {
+/// `dir` is the clip directory (`None`: events are off), `zones_json` the configured zones.
+pub async fn handle(dir: Option<&Path>, zones_json: &str, path: &str, headers: &HeaderMap) -> Option<Reply> {
     let rest = path.strip_prefix(PREFIX)?;
-    let Some(dir) = state.clip_dir.as_deref() else {
-        return Some(plain(
-            StatusCode::NOT_FOUND,
-            "events are off ([events] enabled = false)",
-        ));
+    let Some(dir) = dir else {
+        // The dashboard asks on every load: an empty list, marked off, not an error.
+        return Some(match rest {
+            "" | "/" | "/zones" => {
+                let mut reply = json("[]".into());
+                reply
+                    .headers_mut()
+                    .insert("x-mado-events", hyper::header::HeaderValue::from_static("off"));
+                reply
+            }
+            _ => plain(StatusCode::NOT_FOUND, "events are off ([events] enabled = false)"),
+        });
     };
     if rest == "/zones" {
-        return Some(json(state.zones_json.clone()));
+        return Some(json(zones_json.to_owned()));
     }
     let dir = dir.to_owned();
     if rest.is_empty() || rest == "/" {

@@ -291,7 +291,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
 async fn handle(req: Request<Incoming>, state: Arc<HttpState>) -> Result<Reply, Infallible> {
     let path = req.uri().path().to_owned();
     if matches!(req.method(), &Method::GET | &Method::HEAD) {
-        if let Some(reply) = super::events_http::handle(&state, &path, req.headers()).await {
+        if let Some(reply) =
+            super::events_http::handle(state.clip_dir.as_deref(), &state.zones_json, &path, req.headers()).await
+        {
             return Ok(reply);
         }
     }
