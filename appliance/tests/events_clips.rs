@@ -124,6 +124,28 @@ fn dav1d_frames(clip: &Path) -> usize {
     bytes / (w * h * 3 / 2)
 }
 
+/// The frame number the test pattern spells along the top of a 320x240
+/// picture (16 blocks of 10 pixels, least significant bit first), read from
+/// the JPEG's luma as ffmpeg decodes it.
+fn spelt_seq(jpeg: &Path) -> Option<u64> {
+    let out = run_ok(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(jpeg)
+            .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"]),
+    );
+    assert_eq!(out.stdout.len(), 320 * 240, "a 320x240 snapshot");
+    let mut seq = 0;
+    for bit in 0..16 {
+        match out.stdout[5 * 320 + bit * 10 + 5] {
+            l if l > 180 => seq |= 1 << bit,
+            l if l < 70 => {}
+            _ => return None,
+        }
+    }
+    Some(seq)
+}
+
 /// `mado inspect` on a clip: one JSON object per frame.
 fn inspect(clip: &Path) -> Vec<Value> {
     let out = run_ok(mado().arg("inspect").arg(clip));
@@ -194,10 +216,15 @@ fn each_visit_to_the_zone_is_an_event_with_a_snapshot_and_a_complete_clip() {
         assert_eq!(resp.status().as_u16(), 206);
         assert_eq!(resp.body_mut().read_to_vec().unwrap(), clip[100..200]);
 
-        // The snapshot: a JPEG of the picture size.
+        // The snapshot: a JPEG of the best frame, from its raw picture: the
+        // frame number the test pattern spells on it is the best frame's.
         let (status, jpeg) = get(&server, event["snapshot_url"].as_str().unwrap());
         assert_eq!(status, 200);
         assert_eq!(&jpeg[..2], [0xFF, 0xD8]);
+        let snap = dir.path().join(format!("{id}.jpg"));
+        std::fs::write(&snap, &jpeg).unwrap();
+        let best = event["best_seq"].as_u64().unwrap();
+        assert_eq!(spelt_seq(&snap), Some(best & 0xFFFF), "snapshot of frame {best}");
 
         // The index the dashboard plays boxes from: one entry per frame, from the clip's own frames.
         let (status, index) = get(&server, &format!("/api/events/{id}/index.json"));
@@ -205,6 +232,11 @@ fn each_visit_to_the_zone_is_an_event_with_a_snapshot_and_a_complete_clip() {
         let index: Value = serde_json::from_slice(&index).unwrap();
         assert_eq!(index["frames"].as_array().unwrap().len(), inspect(&path).len());
     }
+    let (status, zones) = get(&server, "/api/events/zones");
+    assert_eq!(status, 200);
+    let zones: Value = serde_json::from_slice(&zones).unwrap();
+    assert_eq!(zones[0]["name"], "floor");
+    assert_eq!(zones[0]["points"].as_array().unwrap().len(), 4);
     let (status, _) = get(&server, "/api/events/../../etc/passwd/clip.webm");
     assert_eq!(status, 404);
 }

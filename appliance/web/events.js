@@ -11,7 +11,7 @@
 import { $, classColor } from './state.js';
 
 const REFRESH_MS = 5000;
-const player = { index: null, byTime: new Map(), id: null };
+const player = { index: null, byTime: new Map(), id: null, zones: [] };
 
 function fmtTime(ms) {
   return new Date(ms).toLocaleString();
@@ -26,7 +26,7 @@ async function refresh() {
   let events;
   try {
     const res = await fetch('/api/events', { cache: 'no-store' });
-    if (!res.ok) {
+    if (!res.ok || res.headers.get('x-mado-events') === 'off') {
       $('events').hidden = true; // events are off
       return;
     }
@@ -107,11 +107,43 @@ function onFrame(_now, md) {
     canvas.height = h;
   }
   const ctx = canvas.getContext('2d', { willReadFrequently: !!window.madoClipCheck });
-  ctx.drawImage(video, 0, 0, w, h);
-  const meta = metaAt(md.mediaTime);
-  if (window.madoClipCheck) window.madoClipCheck(ctx, meta, w, h, md.mediaTime);
+  // The picture and its time from one VideoFrame: the element may already
+  // hold the next frame when this callback runs, and then its timestamp
+  // says so, where md.mediaTime would name the previous one.
+  let mediaTime = md.mediaTime;
+  if (typeof VideoFrame === 'function') {
+    const frame = new VideoFrame(video);
+    mediaTime = frame.timestamp / 1e6;
+    ctx.drawImage(frame, 0, 0, w, h);
+    frame.close();
+  } else {
+    ctx.drawImage(video, 0, 0, w, h);
+  }
+  const meta = metaAt(mediaTime);
+  if (window.madoClipCheck) window.madoClipCheck(ctx, meta, w, h, mediaTime);
+  drawZones(ctx, w, h);
   drawBoxes(ctx, meta, w, h);
   video.requestVideoFrameCallback(onFrame);
+}
+
+// The configured zones ([[events.zones]]), dashed, with their names.
+function drawZones(ctx, w, h) {
+  if (!player.zones.length) return;
+  ctx.save();
+  ctx.setLineDash([6, 4]);
+  ctx.lineWidth = 1.5;
+  ctx.strokeStyle = 'rgba(255, 255, 255, 0.8)';
+  ctx.fillStyle = 'rgba(255, 255, 255, 0.8)';
+  ctx.font = '11px system-ui, sans-serif';
+  for (const zone of player.zones) {
+    ctx.beginPath();
+    zone.points.forEach(([x, y], i) => (i ? ctx.lineTo(x * w, y * h) : ctx.moveTo(x * w, y * h)));
+    ctx.closePath();
+    ctx.stroke();
+    const [x0, y0] = zone.points[0];
+    ctx.fillText(zone.name, x0 * w + 4, Math.max(12, y0 * h - 4));
+  }
+  ctx.restore();
 }
 
 // Boxes from the index are fractions of the picture.
@@ -134,7 +166,17 @@ function drawBoxes(ctx, meta, w, h) {
   }
 }
 
+async function loadZones() {
+  try {
+    const res = await fetch('/api/events/zones', { cache: 'no-store' });
+    if (res.ok) player.zones = await res.json();
+  } catch {
+    // events are off, or the device is away: no zones to draw
+  }
+}
+
 export function startEvents() {
+  loadZones();
   $('clip-close').onclick = () => {
     const video = $('clip-video');
     video.pause();

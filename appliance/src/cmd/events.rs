@@ -33,6 +33,10 @@ const JOB_QUEUE: usize = 4096;
 /// encoder's input and the driver.
 const RECENT_FRAMES: usize = 48;
 
+/// How far behind the wall clock a frame's capture time can be when the
+/// driver gets it (capture, queues, encoder delay), with room to spare.
+const FRAME_LAG_MS: u64 = 3_000;
+
 /// What the writer thread does.
 enum Job {
     Record(EventInfo),
@@ -90,6 +94,20 @@ impl Events {
         self.tracker.handle_frame(&frame.info.to_meta());
         self.recorder.push(Arc::new(frame.clone()));
         self.drain(request_keyframe)
+    }
+
+    /// Moves the tracker and recorder on when no frames come (a lost
+    /// camera): events end after their quiet time, clips after their
+    /// post-roll. Time here is the wall clock less [`FRAME_LAG_MS`], which
+    /// flowing frames' capture times are always past, so it only matters
+    /// once they stop.
+    pub fn on_tick(&mut self, now_wall_ms: u64) -> Vec<EventUpdate> {
+        let now_ms = now_wall_ms.saturating_sub(FRAME_LAG_MS);
+        self.tracker.handle_timeout(now_ms);
+        let updates = self.drain(|| {});
+        self.recorder.handle_timeout(now_ms);
+        let _ = self.drain(|| {});
+        updates
     }
 
     /// Ends every event and closes every clip now (at shutdown); the writer

@@ -1,4 +1,5 @@
-//! The events API: `GET /api/events`, and per event its snapshot, its clip
+//! The events API: `GET /api/events`, the configured zones
+//! (`/api/events/zones`), and per event its snapshot, its clip
 //! (with Range requests, so `<video>` can seek) and the index of the clip's
 //! frames with their metadata, keyed by presentation time.
 
@@ -15,14 +16,25 @@ type Reply = Response<Full<Bytes>>;
 const PREFIX: &str = "/api/events";
 
 /// Answers `path` under `/api/events`, or `None` when it is not one of ours.
-pub async fn handle(dir: Option<&Path>, path: &str, headers: &HeaderMap) -> Option<Reply> {
+/// `dir` is the clip directory (`None`: events are off), `zones_json` the configured zones.
+pub async fn handle(dir: Option<&Path>, zones_json: &str, path: &str, headers: &HeaderMap) -> Option<Reply> {
     let rest = path.strip_prefix(PREFIX)?;
     let Some(dir) = dir else {
-        return Some(plain(
-            StatusCode::NOT_FOUND,
-            "events are off ([events] enabled = false)",
-        ));
+        // The dashboard asks on every load: an empty list, marked off, not an error.
+        return Some(match rest {
+            "" | "/" | "/zones" => {
+                let mut reply = json("[]".into());
+                reply
+                    .headers_mut()
+                    .insert("x-mado-events", hyper::header::HeaderValue::from_static("off"));
+                reply
+            }
+            _ => plain(StatusCode::NOT_FOUND, "events are off ([events] enabled = false)"),
+        });
     };
+    if rest == "/zones" {
+        return Some(json(zones_json.to_owned()));
+    }
     let dir = dir.to_owned();
     if rest.is_empty() || rest == "/" {
         let events = smol::unblock(move || super::events::list(&dir)).await;
@@ -69,34 +81,66 @@ fn index(clip: &Path) -> Result<String, String> {
     Ok(serde_json::json!({"width": contents.width, "height": contents.height, "frames": frames}).to_string())
 }
 
+/// Most bytes one response carries: an open-ended range gets this much (a
+/// shorter `206` the media element continues from), so a long clip is never
+/// read whole into memory.
+const MAX_CHUNK: u64 = 8 << 20;
+
 async fn serve_file(path: PathBuf, mime: &'static str, range: Option<String>) -> Reply {
-    let Ok(bytes) = smol::unblock(move || std::fs::read(path)).await else {
-        return plain(StatusCode::NOT_FOUND, "not found");
-    };
-    let len = bytes.len() as u64;
+    let answer = smol::unblock(move || read_range(&path, range.as_deref())).await;
     let builder = Response::builder()
         .header(CONTENT_TYPE, mime)
         .header(ACCEPT_RANGES, "bytes")
         .header("cache-control", "no-cache");
-    let Some(range) = range else {
-        return builder.body(Full::new(Bytes::from(bytes))).expect("valid response");
-    };
-    match http_range_header::parse_range_header(&range).and_then(|r| r.validate(len)) {
-        // One range is what media elements ask for; several get the first.
-        Ok(ranges) if !ranges.is_empty() => {
-            let (start, end) = (*ranges[0].start(), *ranges[0].end());
+    match answer {
+        Ok(Part::Whole(bytes)) => builder.body(Full::new(Bytes::from(bytes))).expect("valid response"),
+        Ok(Part::Range { start, bytes, len }) => {
+            let end = start + bytes.len() as u64 - 1;
             builder
                 .status(StatusCode::PARTIAL_CONTENT)
                 .header(CONTENT_RANGE, format!("bytes {start}-{end}/{len}"))
-                .body(Full::new(Bytes::from(bytes).slice(start as usize..=end as usize)))
+                .body(Full::new(Bytes::from(bytes)))
                 .expect("valid response")
         }
-        _ => Response::builder()
+        Ok(Part::Unsatisfiable { len }) => Response::builder()
             .status(StatusCode::RANGE_NOT_SATISFIABLE)
             .header(CONTENT_RANGE, format!("bytes */{len}"))
             .body(Full::new(Bytes::new()))
             .expect("valid response"),
+        Err(_) => plain(StatusCode::NOT_FOUND, "not found"),
     }
+}
+
+enum Part {
+    Whole(Vec<u8>),
+    Range { start: u64, bytes: Vec<u8>, len: u64 },
+    Unsatisfiable { len: u64 },
+}
+
+/// The file, or the part of it a `Range` header asks for (one range: what
+/// media elements ask for; of several, the first), at most [`MAX_CHUNK`].
+fn read_range(path: &Path, range: Option<&str>) -> std::io::Result<Part> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let Some(range) = range else {
+        if len > MAX_CHUNK {
+            return read_range(path, Some("bytes=0-"));
+        }
+        let mut bytes = Vec::with_capacity(len as usize);
+        file.read_to_end(&mut bytes)?;
+        return Ok(Part::Whole(bytes));
+    };
+    let ranges = match http_range_header::parse_range_header(range).and_then(|r| r.validate(len)) {
+        Ok(ranges) if !ranges.is_empty() => ranges,
+        _ => return Ok(Part::Unsatisfiable { len }),
+    };
+    let start = *ranges[0].start();
+    let end = (*ranges[0].end()).min(start + MAX_CHUNK - 1);
+    file.seek(SeekFrom::Start(start))?;
+    let mut bytes = vec![0; (end - start + 1) as usize];
+    file.read_exact(&mut bytes)?;
+    Ok(Part::Range { start, bytes, len })
 }
 
 fn json(body: String) -> Reply {

@@ -46,6 +46,8 @@ pub struct HttpState {
     pub gate: Gate,
     /// Where event snapshots and clips are, when events are on.
     pub clip_dir: Option<std::path::PathBuf>,
+    /// The configured event zones, as JSON for `GET /api/events/zones`.
+    pub zones_json: String,
 }
 
 const WHEP_PATH: &str = "/whep";
@@ -361,7 +363,9 @@ async fn handle(req: Request<Incoming>, state: Arc<HttpState>, client: IpAddr) -
         return Ok(gate.unauthorized(&req));
     }
     if matches!(req.method(), &Method::GET | &Method::HEAD) {
-        if let Some(reply) = super::events_http::handle(state.clip_dir.as_deref(), &path, req.headers()).await {
+        if let Some(reply) =
+            super::events_http::handle(state.clip_dir.as_deref(), &state.zones_json, &path, req.headers()).await
+        {
             return Ok(reply);
         }
     }

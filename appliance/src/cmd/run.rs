@@ -139,6 +139,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         }),
         gate,
         clip_dir: config.events.enabled.then(|| super::events::clip_dir(&config.events)),
+        zones_json: serde_json::to_string(&config.events.zones).context("zones as JSON")?,
     });
     let (known_tx, known) = async_channel::bounded(KNOWN_QUEUE);
     let (strangers_tx, strangers) = async_channel::bounded(STRANGERS_QUEUE);
@@ -361,6 +362,9 @@ impl Driver<'_> {
             self.publish_sources();
             self.flush();
             if now >= next_status {
+                if let Some(events) = &mut self.events {
+                    let _updates = events.on_tick(mado::pipeline::wall_clock_us() / 1000);
+                }
                 let stats = self.pipeline.stats();
                 self.publish_status(now, &stats, &last);
                 let healthy = self.service.tick(now, &stats, &self.state);

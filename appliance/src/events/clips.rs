@@ -186,6 +186,21 @@ impl ClipRecorder {
         }
     }
 
+    /// Moves time on to `now_ms` without a frame (the source is lost):
+    /// clips whose post-roll has passed close.
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        let done: Vec<String> = self
+            .clips
+            .iter()
+            .filter(|(_, c)| c.close_after_ms.is_some_and(|end| now_ms > end))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in done {
+            self.clips.remove(&id);
+            self.out.push_back(ClipOutput::Close { id });
+        }
+    }
+
     /// Closes every clip now, with what it has (at shutdown).
     pub fn finish(&mut self) {
         for id in std::mem::take(&mut self.clips).into_keys() {

@@ -100,3 +100,21 @@ fn a_clip_started_before_any_keyframe_begins_at_the_next_one() {
     assert_eq!(seqs.first(), Some(&10));
     assert_eq!(seqs.len(), 20);
 }
+
+#[test]
+fn without_frames_a_clip_still_closes_after_its_post_roll() {
+    let mut recorder = ClipRecorder::new(settings());
+    let (mut clips, mut asked) = (BTreeMap::new(), 0);
+    for seq in 0..20 {
+        recorder.push(frame(seq, 10));
+    }
+    recorder.start("a", T0_MS + 1_500);
+    recorder.end("a", T0_MS + 1_900);
+    recorder.handle_timeout(T0_MS + 2_400);
+    collect(&mut recorder, &mut clips, &mut asked);
+    assert!(!clips["a"].1, "not before the post-roll has passed");
+    recorder.handle_timeout(T0_MS + 2_401);
+    collect(&mut recorder, &mut clips, &mut asked);
+    assert!(clips["a"].1);
+    assert_eq!(recorder.open_clips(), 0);
+}
