@@ -17,6 +17,8 @@ pub mod publish;
 
 mod board_config;
 pub use board_config::{BoardConfig, BoardProfile, GpioLine};
+mod motion_config;
+pub use motion_config::MotionConfig;
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, Error)]
@@ -97,6 +99,8 @@ pub struct Config {
     pub mqtt: mqtt::MqttConfig,
     /// `[events]`: events, their snapshots and clips.
     pub events: events::EventsConfig,
+    /// `[motion]`: motion-gated detection.
+    pub motion: MotionConfig,
 }
 
 /// Bandwidth adaptation: the encoder follows the viewers' links (libaom; with

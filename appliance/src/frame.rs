@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::meta::{Detections, FrameMeta};
+use crate::meta::{Detections, FrameMeta, MotionMeta};
 
 /// Why a frame or size is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -196,6 +196,8 @@ pub struct FrameInfo {
     pub size: VideoSize,
     /// Detections for this frame: `None` until a detector (or the source) gives some.
     pub detections: Option<Detections>,
+    /// What the motion detector saw and what the detection gate did; `None` without a gate.
+    pub motion: Option<MotionMeta>,
 }
 
 impl FrameInfo {
@@ -228,6 +230,7 @@ impl Frame {
             capture,
             size: image.size(),
             detections: None,
+            motion: None,
         };
         Self {
             info,

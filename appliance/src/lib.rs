@@ -19,6 +19,7 @@ pub mod frame;
 pub mod health;
 pub mod live;
 pub mod meta;
+pub mod motion;
 pub mod mqtt;
 pub mod pipeline;
 pub mod publish;

@@ -16,6 +16,13 @@ export const MADO_ID = Uint8Array.of(
   0x6d, 0x61, 0x64, 0x6f, 0x2d, 0x64, 0x65, 0x74, 0x65, 0x63, 0x74, 0x69, 0x6f, 0x6e, 0x73, 0x00,
 );
 export const VERSION = 1;
+/** ASCII "mado-motion" and five NULs: the motion OBU (docs/metadata.md, "Motion"). */
+export const MOTION_ID = Uint8Array.of(
+  0x6d, 0x61, 0x64, 0x6f, 0x2d, 0x6d, 0x6f, 0x74, 0x69, 0x6f, 0x6e, 0x00, 0x00, 0x00, 0x00, 0x00,
+);
+export const MOTION_VERSION = 1;
+export const MAX_REGIONS = 8;
+export const GATE_MODES = ['still', 'motion', 'tracking'];
 export const MAX_DETECTIONS = 16;
 export const MAX_LABEL = 20;
 export const MAX_MODEL = 24;
@@ -74,9 +81,9 @@ function obuAt(bytes, start) {
   return { type, start, payload, end: payload + size[0] };
 }
 
-function startsWithId(bytes, pos, end) {
-  if (end - pos < MADO_ID.length) return false;
-  for (let i = 0; i < MADO_ID.length; i++) if (bytes[pos + i] !== MADO_ID[i]) return false;
+function startsWithId(bytes, pos, end, id = MADO_ID) {
+  if (end - pos < id.length) return false;
+  for (let i = 0; i < id.length; i++) if (bytes[pos + i] !== id[i]) return false;
   return true;
 }
 
@@ -196,6 +203,96 @@ function readFrameMeta(body) {
   return { seq, capture_us, width, height, detections };
 }
 
+function readBox(body, what) {
+  const x = body.u16(`${what} x`);
+  const y = body.u16(`${what} y`);
+  const w = body.u16(`${what} w`);
+  const h = body.u16(`${what} h`);
+  if (x + w > NORM16_MAX || y + h > NORM16_MAX) throw body.fail(`${what} leaves the frame`);
+  return [x, y, w, h];
+}
+
+function readMotionMeta(body) {
+  const modeIndex = body.u32('mode');
+  if (modeIndex >= GATE_MODES.length) throw body.fail(`gate mode ${modeIndex} is unknown`);
+  const movingByte = body.byte('moving');
+  if (movingByte > 1) throw body.fail(`moving ${movingByte} is not a bool`);
+  const interval_ms = body.u32('interval_ms');
+  const count = body.u64('regions length');
+  if (typeof count !== 'number' || count > MAX_REGIONS) throw body.fail(`more than ${MAX_REGIONS} regions`);
+  const regions = [];
+  for (let i = 0; i < count; i++) regions.push(readBox(body, 'region'));
+  return { mode: GATE_MODES[modeIndex], moving: movingByte === 1, interval_ms, regions };
+}
+
+function checkTrailingBits(bytes, pos, end) {
+  if (pos >= end || bytes[pos] !== 0x80) {
+    throw new MetaError('missing-trailing-bits', 'payload does not end in AV1 trailing bits');
+  }
+  for (pos += 1; pos < end; pos++) {
+    if (bytes[pos] !== 0) throw new MetaError('missing-trailing-bits', `non-zero byte after the trailing bits at byte ${pos}`);
+  }
+}
+
+/** Decodes the motion payload of a metadata OBU whose metadata_type was read at `dataAt`. */
+function decodeMotion(bytes, obu, mdType, dataAt) {
+  if (mdType !== METADATA_TYPE) {
+    throw new MetaError('other-metadata-type', `metadata_type ${mdType} is not Mado's (${METADATA_TYPE})`);
+  }
+  if (!startsWithId(bytes, dataAt, obu.end, MOTION_ID)) {
+    throw new MetaError('not-mado', 'payload does not start with the Mado motion identifier');
+  }
+  const versionAt = dataAt + MOTION_ID.length;
+  if (versionAt >= obu.end) throw new MetaError('malformed-body', 'payload ends before the version byte');
+  const version = bytes[versionAt];
+  if (version !== MOTION_VERSION) {
+    throw new MetaError('unsupported-version', `motion version ${version} is not supported (this reads ${MOTION_VERSION})`);
+  }
+  const body = new Body(bytes, versionAt + 1, obu.end);
+  const motion = readMotionMeta(body);
+  checkTrailingBits(bytes, body.pos, obu.end);
+  return motion;
+}
+
+/**
+ * Decodes a buffer holding exactly one Mado motion OBU.
+ * @param {Uint8Array} input
+ * @returns {{mode, moving, interval_ms, regions}}
+ * @throws {MetaError}
+ */
+export function parseMotionObu(input) {
+  const bytes = asBytes(input);
+  const obu = obuAt(bytes, 0);
+  if (obu.type !== OBU_METADATA) throw new MetaError('not-metadata-obu', `obu_type ${obu.type} is not 5 (metadata)`);
+  if (obu.end !== bytes.length) {
+    throw new MetaError('extra-bytes', `metadata OBU has ${bytes.length - obu.end} bytes after it`);
+  }
+  const [mdType, len] = metadataType(bytes, obu);
+  return decodeMotion(bytes, obu, mdType, obu.payload + len);
+}
+
+/**
+ * The motion metadata of one temporal unit, or null when it carries none
+ * (a stream without a motion gate, or from an older appliance).
+ * @throws {MetaError} when the unit or its motion OBU is malformed
+ */
+export function findMotionInTemporalUnit(input) {
+  const bytes = asBytes(input);
+  let pos = 0;
+  while (pos < bytes.length) {
+    const obu = obuAt(bytes, pos);
+    if (obu.type === OBU_METADATA) {
+      const [mdType, len] = metadataType(bytes, obu);
+      const dataAt = obu.payload + len;
+      if (mdType === METADATA_TYPE && startsWithId(bytes, dataAt, obu.end, MOTION_ID)) {
+        return decodeMotion(bytes, obu, mdType, dataAt);
+      }
+    }
+    pos = obu.end;
+  }
+  return null;
+}
+
 /**
  * Decodes the Mado payload of the metadata OBU `obu` (from obuAt), whose
  * metadata_type `mdType` was read at `dataAt`.
@@ -298,8 +395,13 @@ export function inspectEncodedFrame(frame, counts) {
   let meta = null;
   let error = null;
   try {
-    meta = findInTemporalUnit(new Uint8Array(frame.data));
-    if (meta) counts.withMeta++;
+    const bytes = new Uint8Array(frame.data);
+    meta = findInTemporalUnit(bytes);
+    if (meta) {
+      counts.withMeta++;
+      // The motion OBU rides beside it (null from an appliance without a gate).
+      meta.motion = findMotionInTemporalUnit(bytes);
+    }
   } catch (e) {
     counts.errors++;
     error = { code: e && e.code ? e.code : 'exception', message: String(e && e.message ? e.message : e) };

@@ -33,4 +33,7 @@ export const STATUS_FIELDS = [
   'mqtt.broker',
   'mqtt.since_s',
   'mqtt.last_error',
+  'gate',
+  'motion',
+  'detections_run',
 ];

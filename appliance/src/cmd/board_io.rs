@@ -2,8 +2,9 @@
 //! runs [`BoardLogic`] on the real clock; the media driver tells it the
 //! appliance's state and each frame's detections.
 //!
-//! Events without a consumer yet are hooks: motion is logged and counted
-//! (detection has no motion gating yet; it runs on its own schedule), a short
+//! The PIR's motion wakes the detector through the motion gate
+//! ([`MotionTrigger`]: full rate at once, then `[motion] hold_ms`). Events
+//! without a consumer yet are hooks: a short
 //! press is logged and counted as a snapshot event (events do not exist
 //! yet), and a 10 s hold writes `reset-password` in the state directory for
 //! the login work to act on.
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use board::gpio::{ApplianceState, BoardLogic, BoardOutput, BoardPins, InputSample, LogicConfig};
 use mado::config::BoardConfig;
 use mado::encode::EncodedFrame;
-use mado::pipeline::StatsSnapshot;
+use mado::pipeline::{MotionTrigger, StatsSnapshot};
 
 /// How often the input pins are sampled (debouncing works on these samples).
 const SAMPLE_EVERY: Duration = Duration::from_millis(10);
@@ -36,7 +37,7 @@ pub struct BoardIo {
 impl BoardIo {
     /// Opens the configured lines and starts the board thread; features
     /// that are not available are logged once and left out.
-    pub fn start(config: &BoardConfig) -> Self {
+    pub fn start(config: &BoardConfig, motion: MotionTrigger) -> Self {
         let model = std::fs::read_to_string("/proc/device-tree/model").ok();
         let profile = config.profile(model.as_deref());
         let lines = config.lines(profile);
@@ -72,6 +73,7 @@ impl BoardIo {
                 pins,
                 state_dir,
                 motion: 0,
+                trigger: motion,
                 snapshots: 0,
             };
             loop {
@@ -142,6 +144,7 @@ struct Shell {
     pins: BoardPins,
     state_dir: PathBuf,
     motion: u64,
+    trigger: MotionTrigger,
     snapshots: u64,
 }
 
@@ -175,10 +178,8 @@ impl Shell {
                 }
                 BoardOutput::Motion => {
                     self.motion += 1;
-                    tracing::info!(
-                        count = self.motion,
-                        "board: motion (detection runs on its own schedule)"
-                    );
+                    self.trigger.fire();
+                    tracing::info!(count = self.motion, "board: PIR motion: detection at full rate");
                 }
                 BoardOutput::Snapshot => {
                     self.snapshots += 1;

@@ -87,6 +87,7 @@ fn detection(config: &Config) -> Result<DetectionOptions, String> {
         max_rate: d.max_rate,
         classes: d.classes.clone(),
         min_score: mado::meta::Norm16::from_f32(d.score_threshold),
+        motion: config.motion.options(),
     })
 }
 

@@ -56,6 +56,9 @@ pub struct Mqtt {
     classes: Vec<String>,
     /// The newest best picture of each open event, by event id.
     best: Vec<(String, Arc<Yuv420>)>,
+    /// The counts and motion state last handed on.
+    counts: Vec<(String, u32)>,
+    moving: Option<bool>,
 }
 
 impl Mqtt {
@@ -68,6 +71,8 @@ impl Mqtt {
             refused: Arc::default(),
             classes: Vec::new(),
             best: Vec::new(),
+            counts: Vec::new(),
+            moving: None,
         }
     }
 
@@ -148,6 +153,8 @@ impl Mqtt {
             refused,
             classes: classes.to_vec(),
             best: Vec::new(),
+            counts: Vec::new(),
+            moving: None,
         })
     }
 
@@ -160,13 +167,24 @@ impl Mqtt {
         }
     }
 
-    /// The occupancy counts of a frame that carries detections.
-    pub fn on_frame(&self, frame: &EncodedFrame) {
-        if self.tx.is_none() || self.classes.is_empty() {
+    /// A frame's occupancy counts (when it carries detections) and motion
+    /// state (when the motion gate is on), each handed on when it changed.
+    pub fn on_frame(&mut self, frame: &EncodedFrame) {
+        if self.tx.is_none() {
             return;
         }
         if let Some(detections) = &frame.info.detections {
-            self.notify(Notice::Occupancy(mado::mqtt::occupancy(&self.classes, detections)));
+            let counts = mado::mqtt::occupancy(&self.classes, detections);
+            if counts != self.counts {
+                self.counts = counts.clone();
+                self.notify(Notice::Occupancy(counts));
+            }
+        }
+        if let Some(motion) = &frame.info.motion {
+            if self.moving != Some(motion.moving) {
+                self.moving = Some(motion.moving);
+                self.notify(Notice::Motion(motion.moving));
+            }
         }
     }
 

@@ -133,7 +133,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         publishing,
         ex: ex.clone(),
         service: super::service::Service::from_env(),
-        board: super::board_io::BoardIo::start(&config.board),
+        board: super::board_io::BoardIo::start(&config.board, pipeline.motion_trigger()),
         mqtt,
         events,
     };
@@ -499,6 +499,9 @@ impl Driver<'_> {
             detections_run: stats.detections_run,
             detection_off: self.detection_off.map(str::to_owned),
             frames_bad: stats.bad_frames,
+            gate: stats.gate,
+            motion: stats.gate.map(|_| stats.moving),
+            motion_frames: stats.motion_frames,
             camera: match (self.source.starts_with("camera"), stats.source_lost) {
                 (false, _) => CameraState::None,
                 (true, false) => CameraState::Ok,

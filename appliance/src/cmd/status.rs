@@ -55,6 +55,13 @@ pub struct Status {
     pub detection_off: Option<String>,
     /// Camera frames that were corrupt or short and were skipped.
     pub frames_bad: u64,
+    /// The motion gate: `still` (detector at the heartbeat), `motion` or
+    /// `tracking` (full rate); `null` when detection is not motion-gated.
+    pub gate: Option<mado::meta::GateMode>,
+    /// The motion detector sees motion in the latest frame; `null` without a gate.
+    pub motion: Option<bool>,
+    /// Frames in which the motion detector saw motion.
+    pub motion_frames: u64,
     /// The camera's state.
     pub camera: CameraState,
     /// The MQTT connection (Home Assistant): state, broker, counters, last error.
@@ -127,11 +134,14 @@ mod tests {
                 "frames_captured",
                 "frames_dropped",
                 "frames_encoded",
+                "gate",
                 "height",
                 "inference_ms",
                 "latency",
                 "links",
                 "max_viewers",
+                "motion",
+                "motion_frames",
                 "mqtt",
                 "publish",
                 "sent_kbps",
@@ -156,6 +166,11 @@ mod tests {
             json["mqtt"],
             serde_json::json!({"state": "off", "broker": "", "since_s": 0, "messages_sent": 0,
                                "messages_acked": 0, "messages_dropped": 0, "last_error": null})
+        );
+        assert_eq!(json["gate"], serde_json::Value::Null);
+        assert_eq!(
+            serde_json::to_value(mado::meta::GateMode::Tracking).unwrap(),
+            "tracking"
         );
         assert_eq!(serde_json::to_value(CameraState::Lost).unwrap(), "lost");
         let link = LinkReport {

@@ -16,6 +16,7 @@ fn frame(seq: u64, gop: u64) -> Arc<EncodedFrame> {
             },
             size: "64x48".parse().unwrap(),
             detections: None,
+            motion: None,
         },
         keyframe: seq.is_multiple_of(gop),
         temporal_layer: 0,

@@ -30,6 +30,7 @@ fn synthetic(net: &Net, seq: u64, keyframe: bool, layer: u8, bytes: usize) -> En
             },
             size: "320x240".parse().unwrap(),
             detections: None,
+            motion: None,
         },
         keyframe,
         temporal_layer: layer,

@@ -120,6 +120,7 @@ mod tests {
                 },
                 size: "64x64".parse().unwrap(),
                 detections: None,
+                motion: None,
             },
             keyframe: false,
             temporal_layer: 0,

@@ -13,6 +13,9 @@ use thiserror::Error;
 
 use crate::av1::obu::{self, ObuError, ObuType};
 
+mod motion;
+pub use motion::{GateMode, MotionMeta, MAX_REGIONS, MOTION_ID, MOTION_VERSION};
+
 /// `metadata_type` in the range AV1 leaves unregistered for private use (6..=31).
 pub const METADATA_TYPE: u8 = 25;
 /// Fixed identifier at the start of every Mado metadata payload.
@@ -354,12 +357,15 @@ impl FrameMeta {
     }
 }
 
-/// Returns `tu` without its Mado metadata OBUs; every other OBU is kept byte for byte.
+/// Returns `tu` without its Mado metadata OBUs (detections and motion); every other OBU is kept byte for byte.
 pub fn strip_from_temporal_unit(tu: &[u8]) -> Result<std::vec::Vec<u8>, MetaError> {
     Ok(obu::remove_obus(tu, |item| {
-        item.obu_type == ObuType::Metadata && MetadataObu::new_checked(item.bytes).is_ok_and(|m| m.is_mado())
+        item.obu_type == ObuType::Metadata
+            && MetadataObu::new_checked(item.bytes).is_ok_and(|m| m.is_mado() || m.is_mado_motion())
     })?)
 }
 
+#[cfg(test)]
+mod motion_tests;
 #[cfg(test)]
 mod tests;

@@ -145,6 +145,7 @@ fn vectors_file_is_current() {
         "version": VERSION,
         "valid": valid,
         "invalid": invalid,
+        "motion": super::motion_tests::vectors(&metas[1].1),
     });
     let text = serde_json::to_string_pretty(&file).unwrap() + "\n";
     if std::env::var_os("MADO_WRITE_VECTORS").is_some() {
@@ -194,6 +195,8 @@ fn the_spec_document_quotes_the_vectors() {
         .unwrap()
         .iter()
         .chain(file["invalid"].as_array().unwrap())
+        .chain(file["motion"]["valid"].as_array().unwrap())
+        .chain(file["motion"]["invalid"].as_array().unwrap())
     {
         assert!(
             spec.contains(vector["hex"].as_str().unwrap()),

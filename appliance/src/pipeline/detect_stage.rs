@@ -5,7 +5,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::meta::Detections;
+use crate::meta::{Detections, GateMode, MotionMeta};
+use crate::motion::{Motion, MotionGate};
 
 /// How detections are matched to frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -42,6 +43,8 @@ pub struct DetectSchedule {
     /// Recent results, oldest first. The encoder lags the source by a few
     /// frames, so a frame takes the newest result that is not from its future.
     recent: VecDeque<Detections>,
+    /// The motion gate, when detection is motion-gated.
+    gate: Option<MotionGate>,
 }
 
 const RECENT: usize = 8;
@@ -56,23 +59,66 @@ impl DetectSchedule {
             last_offered: None,
             pending: None,
             recent: VecDeque::new(),
+            gate: None,
         }
+    }
+
+    /// The same schedule with the detector gated by motion: at full rate
+    /// while the gate says so, at its heartbeat otherwise.
+    #[must_use]
+    pub fn with_gate(mut self, gate: MotionGate) -> Self {
+        self.gate = Some(gate);
+        self
+    }
+
+    /// The motion detector's verdict on the frame captured at `now`; call
+    /// before [`DetectSchedule::offer`] for that frame. Returns the motion
+    /// metadata the frame carries (`None` without a gate).
+    pub fn handle_motion(&mut self, now: Instant, motion: &Motion) -> Option<MotionMeta> {
+        let gate = self.gate.as_mut()?;
+        gate.handle_motion(now, motion.moving);
+        Some(MotionMeta {
+            mode: gate.mode(now),
+            moving: motion.moving,
+            interval_ms: u32::try_from(gate.interval(now, self.min_interval).as_millis()).unwrap_or(u32::MAX),
+            regions: motion.regions.clone(),
+        })
+    }
+
+    /// Another sensor (a PIR) saw motion at `now`.
+    pub fn handle_trigger(&mut self, now: Instant) {
+        if let Some(gate) = &mut self.gate {
+            gate.handle_trigger(now);
+        }
+    }
+
+    /// The gate's mode at `now`; `None` without a gate.
+    pub fn gate_mode(&self, now: Instant) -> Option<GateMode> {
+        self.gate.as_ref().map(|g| g.mode(now))
     }
 
     /// A frame arrived at `now`; true when it should go to the detector. A
     /// newer frame replaces one still queued, so the detector sees the newest.
     #[must_use]
     pub fn offer(&mut self, now: Instant, seq: u64) -> bool {
-        if self.last_offered.is_some_and(|last| now < last + self.min_interval) {
+        if self.last_offered.is_some_and(|last| now < last + self.min_interval)
+            || self.gate.as_ref().is_some_and(|g| !g.allows(now))
+        {
             return false;
         }
         self.last_offered = Some(now);
+        if let Some(gate) = &mut self.gate {
+            gate.on_run(now);
+        }
         self.pending = Some(seq);
         true
     }
 
     /// The detector finished the frame `detections.frame_seq`.
     pub fn on_result(&mut self, detections: Detections) {
+        if let Some(gate) = &mut self.gate {
+            gate.handle_detections(!detections.items.is_empty());
+        }
         if self.pending == Some(detections.frame_seq) {
             self.pending = None;
         }
@@ -127,6 +173,35 @@ mod tests {
         );
         s.on_result(result(1));
         assert_eq!(s.attach(2), Attach::Ready(Some(result(1))));
+    }
+
+    #[test]
+    fn a_gated_schedule_offers_at_the_heartbeat_when_still_and_every_frame_on_motion() {
+        use crate::motion::{GateSettings, Motion};
+        let t0 = Instant::now();
+        let mut s = DetectSchedule::new(DetectMode::Latest, 100.0).with_gate(MotionGate::new(GateSettings::default()));
+        let frame = |i: u32| t0 + Duration::from_millis(33) * i;
+        let still = Motion::default();
+        let moving = Motion {
+            moving: true,
+            ..Default::default()
+        };
+        let mut offered = 0;
+        for i in 0..90 {
+            let meta = s.handle_motion(frame(i), &still).unwrap();
+            assert_eq!((meta.mode, meta.interval_ms), (GateMode::Still, 1000));
+            offered += usize::from(s.offer(frame(i), u64::from(i)));
+        }
+        assert_eq!(offered, 3, "3 s still: one run a second");
+        let meta = s.handle_motion(frame(90), &moving).unwrap();
+        assert_eq!((meta.mode, meta.moving, meta.interval_ms), (GateMode::Motion, true, 10));
+        assert!(s.offer(frame(90), 90), "motion runs the detector at once");
+        assert!(s.offer(frame(91), 91));
+        assert_eq!(s.gate_mode(frame(91)), Some(GateMode::Motion));
+        assert_eq!(
+            DetectSchedule::new(DetectMode::Latest, 1.0).handle_motion(t0, &moving),
+            None
+        );
     }
 
     #[test]

@@ -214,10 +214,14 @@ impl EncodeStage {
     }
 }
 
-/// Places the frame's metadata OBU before the picture in its temporal unit.
+/// Places the frame's metadata OBU before the picture in its temporal unit,
+/// followed by its motion OBU when it has one.
 pub fn attach_metadata(mut packet: EncodedFrame) -> Result<EncodedFrame, MetaError> {
     let obu = packet.info.to_meta().to_obu()?;
     packet.data = insert_before_picture(&packet.data, &obu)?;
+    if let Some(motion) = &packet.info.motion {
+        packet.data = insert_before_picture(&packet.data, &motion.to_obu()?)?;
+    }
     Ok(packet)
 }
 

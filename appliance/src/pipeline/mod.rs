@@ -7,7 +7,7 @@ mod detect_stage;
 mod encode_stage;
 mod queue;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -17,6 +17,8 @@ use thiserror::Error;
 use crate::adapt::Rung;
 use crate::encode::EncodedFrame;
 use crate::frame::CaptureTime;
+use crate::meta::GateMode;
+use crate::motion::{GateSettings, MotionDetector, MotionGate, MotionSettings};
 use crate::source::{FrameSource, Pacer, SourceError};
 
 pub use detect_stage::{Attach, DetectMode, DetectSchedule};
@@ -80,6 +82,17 @@ pub struct DetectionOptions {
     pub classes: Vec<String>,
     /// Drop detections scoring below this.
     pub min_score: crate::meta::Norm16,
+    /// Gate the detector by motion; `None`: it runs at `max_rate` on every scene.
+    pub motion: Option<MotionOptions>,
+}
+
+/// Motion-gated detection: how motion is found and how the gate paces the detector.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MotionOptions {
+    /// The motion detector's thresholds.
+    pub detector: MotionSettings,
+    /// The heartbeat, hold and tracking times.
+    pub gate: GateSettings,
 }
 
 /// The schedule, shared by the source, detector and encoder threads.
@@ -109,6 +122,12 @@ pub struct PipelineStats {
     pub detections_run: AtomicU64,
     /// Frames the source delivered corrupt (a bad camera frame), skipped.
     pub bad_frames: AtomicU64,
+    /// The motion gate's mode: 0 no gate, 1 still, 2 motion, 3 tracking.
+    pub gate_mode: AtomicU8,
+    /// The motion detector found motion in the last frame.
+    pub moving: AtomicBool,
+    /// Frames in which the motion detector found motion.
+    pub motion_frames: AtomicU64,
 }
 
 /// A snapshot of [`PipelineStats`].
@@ -132,6 +151,12 @@ pub struct StatsSnapshot {
     pub detections_run: u64,
     /// Corrupt frames from the source, skipped.
     pub bad_frames: u64,
+    /// The motion gate's mode; `None` when detection is not gated.
+    pub gate: Option<GateMode>,
+    /// The motion detector found motion in the last frame.
+    pub moving: bool,
+    /// Frames in which the motion detector found motion.
+    pub motion_frames: u64,
 }
 
 impl PipelineStats {
@@ -148,6 +173,14 @@ impl PipelineStats {
             last_inference_us: get(&self.last_inference_us),
             detections_run: get(&self.detections_run),
             bad_frames: get(&self.bad_frames),
+            gate: match self.gate_mode.load(Ordering::Relaxed) {
+                1 => Some(GateMode::Still),
+                2 => Some(GateMode::Motion),
+                3 => Some(GateMode::Tracking),
+                _ => None,
+            },
+            moving: self.moving.load(Ordering::Relaxed),
+            motion_frames: get(&self.motion_frames),
         }
     }
 }
@@ -195,6 +228,7 @@ pub struct Pipeline {
     stats: Arc<PipelineStats>,
     stop: Arc<AtomicBool>,
     keyframe: Arc<AtomicBool>,
+    trigger: MotionTrigger,
     target: Arc<Mutex<Option<(u32, Rung)>>>,
     threads: Vec<(&'static str, JoinHandle<Result<(), PipelineError>>)>,
 }
@@ -227,16 +261,20 @@ impl Pipeline {
         let stats = Arc::new(PipelineStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let keyframe = Arc::new(AtomicBool::new(false));
+        let trigger = MotionTrigger::default();
         let target = Arc::new(Mutex::new(None));
         let recent = Arc::new(RecentFrames::default());
 
         let mut threads = Vec::new();
+        let mut motion_detector = None;
         let (schedule, to_detector) = match detection {
             Some(detection) => {
-                let schedule: SharedSchedule = Arc::new((
-                    Mutex::new(DetectSchedule::new(detection.mode, detection.max_rate)),
-                    Condvar::new(),
-                ));
+                let mut plan = DetectSchedule::new(detection.mode, detection.max_rate);
+                if let Some(motion) = detection.motion {
+                    plan = plan.with_gate(MotionGate::new(motion.gate));
+                    motion_detector = Some(MotionDetector::new(motion.detector));
+                }
+                let schedule: SharedSchedule = Arc::new((Mutex::new(plan), Condvar::new()));
                 let (tx, rx) = bounded(1, Overflow::DropOldest);
                 let (opened_tx, opened) = std::sync::mpsc::channel();
                 let (shared, stats) = (schedule.clone(), stats.clone());
@@ -257,7 +295,12 @@ impl Pipeline {
         };
         let source_thread = {
             let (stats, stop, schedule) = (stats.clone(), stop.clone(), schedule.clone());
-            let detect = schedule.zip(to_detector);
+            let detect = schedule.zip(to_detector).map(|(schedule, to_detector)| SourceDetect {
+                schedule,
+                to_detector,
+                motion: motion_detector,
+                trigger: trigger.clone(),
+            });
             spawn("mado-source", move || {
                 run_source(source, frames_tx, detect, options, &stats, &stop)
             })
@@ -281,6 +324,7 @@ impl Pipeline {
             stats,
             stop,
             keyframe,
+            trigger,
             target,
             threads,
         })
@@ -304,6 +348,11 @@ impl Pipeline {
     /// The next frame into the encoder becomes a keyframe.
     pub fn request_keyframe(&self) {
         self.keyframe.store(true, Ordering::Relaxed);
+    }
+
+    /// A handle through which another sensor (a PIR) wakes the motion gate.
+    pub fn motion_trigger(&self) -> MotionTrigger {
+        self.trigger.clone()
     }
 
     /// From the next frame on, encode at `bitrate_kbps` on `rung` (see [`EncodeStage::set_target`]).
@@ -375,7 +424,7 @@ fn device_capture_time(driver_timestamp: std::time::Duration) -> CaptureTime {
 fn run_source(
     mut source: Box<dyn FrameSource>,
     frames: QueueSender<crate::frame::Frame>,
-    detect: Option<(SharedSchedule, QueueSender<crate::frame::Frame>)>,
+    mut detect: Option<SourceDetect>,
     options: PipelineOptions,
     stats: &PipelineStats,
     stop: &AtomicBool,
@@ -425,15 +474,8 @@ fn run_source(
         backoff = Backoff::default();
         seq += 1;
         stats.captured.fetch_add(1, Ordering::Relaxed);
-        if let (Some((schedule, to_detector)), None) = (&detect, &frame.info.detections) {
-            let offered = schedule
-                .0
-                .lock()
-                .map(|mut s| s.offer(now, frame.info.seq))
-                .unwrap_or(false);
-            if offered {
-                let _ = to_detector.push(frame.clone()); // shares the pixels
-            }
+        if let (Some(detect), None) = (&mut detect, &frame.info.detections) {
+            detect.offer(now, &mut frame, stats);
         }
         if frames.push(frame).is_err() {
             break; // the encoder has gone; its own result says why
@@ -441,6 +483,62 @@ fn run_source(
         stats.dropped.store(frames.dropped(), Ordering::Relaxed);
     }
     Ok(())
+}
+
+/// Wakes the motion gate from another sensor (a PIR): the gate takes it as
+/// a moving frame (full rate at once, then the hold time). Cheap to clone,
+/// usable from any thread; does nothing when detection is not gated.
+#[derive(Debug, Clone, Default)]
+pub struct MotionTrigger(Arc<AtomicBool>);
+
+impl MotionTrigger {
+    /// Motion seen now; the gate hears of it with the next frame.
+    pub fn fire(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// What the source thread needs to feed the detector.
+struct SourceDetect {
+    schedule: SharedSchedule,
+    to_detector: QueueSender<crate::frame::Frame>,
+    /// The motion detector, when detection is motion-gated.
+    motion: Option<MotionDetector>,
+    /// Fired through [`Pipeline::motion_trigger`].
+    trigger: MotionTrigger,
+}
+
+impl SourceDetect {
+    /// Looks for motion in `frame` (captured at `now`), tells the gate, and
+    /// sends the frame to the detector when the schedule wants it.
+    fn offer(&mut self, now: Instant, frame: &mut crate::frame::Frame, stats: &PipelineStats) {
+        let motion = self.motion.as_mut().map(|m| m.analyze(now, &frame.image));
+        let Ok(mut schedule) = self.schedule.0.lock() else {
+            return;
+        };
+        if self.trigger.0.swap(false, Ordering::Relaxed) {
+            schedule.handle_trigger(now);
+        }
+        if let Some(motion) = &motion {
+            frame.info.motion = schedule.handle_motion(now, motion);
+            stats.moving.store(motion.moving, Ordering::Relaxed);
+            if motion.moving {
+                stats.motion_frames.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let offered = schedule.offer(now, frame.info.seq);
+        let mode = match schedule.gate_mode(now) {
+            None => 0,
+            Some(GateMode::Still) => 1,
+            Some(GateMode::Motion) => 2,
+            Some(GateMode::Tracking) => 3,
+        };
+        stats.gate_mode.store(mode, Ordering::Relaxed);
+        drop(schedule);
+        if offered {
+            let _ = self.to_detector.push(frame.clone()); // shares the pixels
+        }
+    }
 }
 
 /// The detections frame `seq` carries, waiting for them in exact mode.

@@ -263,6 +263,7 @@ fn run_detection(
         max_rate: 1e6,
         classes: Vec::new(),
         min_score,
+        motion: None,
     };
     let pipeline = Pipeline::start(
         Box::new(Numbered),

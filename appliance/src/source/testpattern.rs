@@ -206,6 +206,7 @@ impl FrameSource for TestPattern {
             capture,
             size: self.size,
             detections: Some(self.detections(seq)),
+            motion: None,
         };
         Ok(Frame {
             info,
