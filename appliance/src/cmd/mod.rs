@@ -10,6 +10,7 @@ mod http;
 pub mod inspect;
 mod media_socket;
 mod mqtt;
+mod mqtt_task;
 mod publish;
 pub mod record;
 pub mod run;
