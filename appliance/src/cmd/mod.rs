@@ -12,6 +12,7 @@ pub mod inspect;
 mod login;
 mod media_socket;
 mod mqtt;
+mod mqtt_task;
 mod publish;
 pub mod record;
 pub mod run;

@@ -10,41 +10,25 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use async_channel::{Receiver, Sender};
-use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _};
+use futures_lite::FutureExt as _;
 use mado::config::mqtt::MqttConfig;
 use mado::encode::EncodedFrame;
-use mado::events::snapshot::{jpeg_from_i420, SNAPSHOT_QUALITY};
 use mado::events::{EventInfo, EventUpdate};
 use mado::frame::Yuv420;
-use mado::mqtt::{
-    EventNotice, HomeAssistant, MqttState, MqttStatus, Naming, Notice, Session, SessionOptions, SessionOutput,
-    StatusNotice,
-};
+use mado::mqtt::{EventNotice, HomeAssistant, MqttStatus, Naming, Notice, Session, SessionOptions, StatusNotice};
 use mado::pipeline::RecentFrames;
 use mado::publish::Backoff;
-use smol::net::TcpStream;
+
+use super::mqtt_task::{Task, ToTask, CONNECT_TIMEOUT};
 
 /// Notices waiting for the MQTT task; more are dropped.
 const QUEUE: usize = 256;
-/// Opening the TCP connection and the CONNACK must take no longer.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// A write that takes longer (the broker stopped reading) fails the connection.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long shutdown waits for `offline` and DISCONNECT to go out.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-/// How long a clean close waits for the broker to close its side.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Best pictures held for events still open; more open events than this get
 /// no snapshot at their end.
 const MAX_OPEN_EVENTS: usize = 8;
-
-enum ToTask {
-    Notice(Notice),
-    /// An event's best picture, made into the JPEG snapshot off the loop.
-    Picture(Arc<Yuv420>),
-    Shutdown,
-}
 
 /// The driver's side of MQTT; all calls return at once.
 pub struct Mqtt {
@@ -56,6 +40,9 @@ pub struct Mqtt {
     classes: Vec<String>,
     /// The newest best picture of each open event, by event id.
     best: Vec<(String, Arc<Yuv420>)>,
+    /// The counts and motion state last handed on.
+    counts: Vec<(String, u32)>,
+    moving: Option<bool>,
 }
 
 impl Mqtt {
@@ -68,6 +55,8 @@ impl Mqtt {
             refused: Arc::default(),
             classes: Vec::new(),
             best: Vec::new(),
+            counts: Vec::new(),
+            moving: None,
         }
     }
 
@@ -148,6 +137,8 @@ impl Mqtt {
             refused,
             classes: classes.to_vec(),
             best: Vec::new(),
+            counts: Vec::new(),
+            moving: None,
         })
     }
 
@@ -160,13 +151,24 @@ impl Mqtt {
         }
     }
 
-    /// The occupancy counts of a frame that carries detections.
-    pub fn on_frame(&self, frame: &EncodedFrame) {
-        if self.tx.is_none() || self.classes.is_empty() {
+    /// A frame's occupancy counts (when it carries detections) and motion
+    /// state (when the motion gate is on), each handed on when it changed.
+    pub fn on_frame(&mut self, frame: &EncodedFrame) {
+        if self.tx.is_none() {
             return;
         }
         if let Some(detections) = &frame.info.detections {
-            self.notify(Notice::Occupancy(mado::mqtt::occupancy(&self.classes, detections)));
+            let counts = mado::mqtt::occupancy(&self.classes, detections);
+            if counts != self.counts {
+                self.counts = counts.clone();
+                self.notify(Notice::Occupancy(counts));
+            }
+        }
+        if let Some(motion) = &frame.info.motion {
+            if self.moving != Some(motion.moving) {
+                self.moving = Some(motion.moving);
+                self.notify(Notice::Motion(motion.moving));
+            }
         }
     }
 
@@ -269,152 +271,4 @@ fn hostname() -> String {
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "mado".into())
-}
-
-enum Wake {
-    Task(Option<ToTask>),
-    Read(std::io::Result<usize>),
-    Timeout,
-}
-
-struct Task {
-    session: Session,
-    ha: HomeAssistant,
-    host: String,
-    port: u16,
-    broker: String,
-    status: Arc<Mutex<MqttStatus>>,
-    refused: Arc<AtomicU64>,
-    stream: Option<TcpStream>,
-}
-
-#[allow(clippy::disallowed_methods)] // reason: the shell owns the clock
-impl Task {
-    async fn run(mut self, rx: Receiver<ToTask>) {
-        let mut buf = vec![0u8; 4096];
-        let mut stopping = false;
-        loop {
-            self.drive().await;
-            if stopping {
-                return;
-            }
-            let deadline = self.session.poll_timeout();
-            let mut reader = self.stream.clone();
-            let wake = async { Wake::Task(rx.recv().await.ok()) }
-                .or(async {
-                    match &mut reader {
-                        Some(stream) => Wake::Read(stream.read(&mut buf).await),
-                        None => std::future::pending().await,
-                    }
-                })
-                .or(async {
-                    match deadline {
-                        Some(at) => smol::Timer::at(at).await,
-                        None => std::future::pending().await,
-                    };
-                    Wake::Timeout
-                })
-                .await;
-            let now = Instant::now();
-            match wake {
-                Wake::Task(Some(ToTask::Notice(notice))) => {
-                    for message in self.ha.handle(now, notice) {
-                        self.session.publish(now, message);
-                    }
-                }
-                Wake::Task(Some(ToTask::Picture(picture))) => {
-                    let jpeg = smol::unblock(move || jpeg_from_i420(&picture, SNAPSHOT_QUALITY)).await;
-                    match jpeg {
-                        Ok(jpeg) => {
-                            for message in self.ha.handle(Instant::now(), Notice::Snapshot(jpeg)) {
-                                self.session.publish(Instant::now(), message);
-                            }
-                        }
-                        Err(e) => tracing::warn!("mqtt: no snapshot: {e}"),
-                    }
-                }
-                Wake::Task(Some(ToTask::Shutdown)) | Wake::Task(None) => {
-                    self.session.shut_down(now, self.ha.offline());
-                    stopping = true;
-                }
-                Wake::Read(Ok(0)) => self.closed(now, "the broker closed the connection".into()),
-                Wake::Read(Ok(n)) => self.session.handle_received(now, &buf[..n]),
-                Wake::Read(Err(e)) => self.closed(now, format!("reading from the broker: {e}")),
-                Wake::Timeout => self.session.handle_timeout(now),
-            }
-        }
-    }
-
-    fn closed(&mut self, now: Instant, reason: String) {
-        self.stream = None;
-        self.session.handle_closed(now, reason);
-    }
-
-    /// Carries out what the session asks for, then publishes its status.
-    async fn drive(&mut self) {
-        self.session.handle_timeout(Instant::now());
-        while let Some(output) = self.session.poll_output() {
-            match output {
-                SessionOutput::Open => {
-                    let connect = TcpStream::connect((self.host.as_str(), self.port)).or(async {
-                        smol::Timer::after(CONNECT_TIMEOUT).await;
-                        Err(std::io::ErrorKind::TimedOut.into())
-                    });
-                    match connect.await {
-                        Ok(stream) => {
-                            let _ = stream.set_nodelay(true);
-                            self.stream = Some(stream);
-                            tracing::info!(broker = %self.broker, "mqtt connected");
-                            self.session.handle_opened(Instant::now());
-                        }
-                        Err(e) => {
-                            tracing::debug!(broker = %self.broker, "mqtt connect failed: {e}");
-                            self.session
-                                .handle_open_failed(Instant::now(), format!("connecting to {}: {e}", self.broker));
-                        }
-                    }
-                }
-                SessionOutput::Transmit(bytes) => {
-                    let Some(stream) = &mut self.stream else {
-                        continue;
-                    };
-                    let write = async { stream.write_all(&bytes).await }.or(async {
-                        smol::Timer::after(WRITE_TIMEOUT).await;
-                        Err(std::io::ErrorKind::TimedOut.into())
-                    });
-                    if let Err(e) = write.await {
-                        tracing::warn!(broker = %self.broker, "mqtt write failed: {e}");
-                        self.closed(Instant::now(), format!("writing to the broker: {e}"));
-                    }
-                }
-                SessionOutput::Close => {
-                    let Some(mut stream) = self.stream.take() else {
-                        continue;
-                    };
-                    if self.session.status(Instant::now()).state == MqttState::Stopped {
-                        // A clean goodbye: half-close and let the broker read
-                        // the DISCONNECT and close first. Closing with its
-                        // PUBACKs unread would reset the connection, and the
-                        // broker might lose the DISCONNECT and send the will.
-                        let _ = stream.flush().await;
-                        let _ = stream.shutdown(std::net::Shutdown::Write);
-                        let mut sink = [0u8; 512];
-                        let drained = async { while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {} };
-                        drained
-                            .or(async {
-                                smol::Timer::after(CLOSE_GRACE).await;
-                            })
-                            .await;
-                    }
-                }
-            }
-        }
-        self.session.count_dropped(self.refused.swap(0, Ordering::Relaxed));
-        if let Ok(mut status) = self.status.lock() {
-            *status = MqttStatus {
-                broker: self.broker.clone(),
-                ..self.session.status(Instant::now())
-            };
-        }
-    }
 }

@@ -46,6 +46,7 @@
 
 mod home_assistant;
 mod session;
+mod wire;
 
 pub use home_assistant::{occupancy, EventNotice, HomeAssistant, Naming, StatusNotice};
 pub use session::{Session, SessionOptions, SessionOutput, MAX_QUEUED};
