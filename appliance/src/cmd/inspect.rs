@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use mado::av1::ivf::IvfReader;
-use mado::meta::{Detections, FrameMeta, Norm16};
+use mado::meta::{Detections, FrameMeta, MotionMeta, Norm16};
 use serde_json::{json, Value};
 
 pub fn inspect(path: &Path) -> anyhow::Result<ExitCode> {
@@ -18,7 +18,7 @@ pub fn inspect(path: &Path) -> anyhow::Result<ExitCode> {
     let mut failures = 0;
     for (index, frame) in reader.enumerate() {
         let frame = frame.with_context(|| format!("reading {}", path.display()))?;
-        let line = match FrameMeta::find_in_temporal_unit(&frame.data) {
+        let mut line = match FrameMeta::find_in_temporal_unit(&frame.data) {
             Ok(Some(meta)) => {
                 json!({"frame": index, "pts": frame.pts, "bytes": frame.data.len(), "meta": meta_json(&meta)})
             }
@@ -30,6 +30,15 @@ pub fn inspect(path: &Path) -> anyhow::Result<ExitCode> {
                 json!({"frame": index, "pts": frame.pts, "bytes": frame.data.len(), "error": e.to_string(), "code": e.code()})
             }
         };
+        // The motion OBU, when the stream has one (a motion-gated detector).
+        match MotionMeta::find_in_temporal_unit(&frame.data) {
+            Ok(Some(motion)) => line["motion"] = motion_json(&motion),
+            Ok(None) => {}
+            Err(e) => {
+                failures += 1;
+                line["motion_error"] = json!({"error": e.to_string(), "code": e.code()});
+            }
+        }
         if writeln!(out, "{line}").is_err() {
             break; // stdout closed, e.g. piped into `head`
         }
@@ -53,6 +62,15 @@ fn meta_json(meta: &FrameMeta) -> Value {
         "height": meta.height,
         "detections": meta.detections.as_ref().map(detections_json),
     })
+}
+
+fn motion_json(m: &MotionMeta) -> Value {
+    let regions: Vec<Value> = m
+        .regions
+        .iter()
+        .map(|b| json!([frac(b.x()), frac(b.y()), frac(b.w()), frac(b.h())]))
+        .collect();
+    json!({"mode": m.mode.as_str(), "moving": m.moving, "interval_ms": m.interval_ms, "regions": regions})
 }
 
 fn detections_json(d: &Detections) -> Value {
