@@ -20,7 +20,7 @@ const overlay = $('overlay');
 const picture = $('picture');
 const LABEL_H = 16;
 /** Motion regions: dashed amber, apart from every class colour of the boxes. */
-export const MOTION_COLOR = 'rgba(255, 196, 0, 0.9)';
+export const MOTION_COLOR = '#ffc400';
 
 /** Where a `frameW` x `frameH` picture lies in a `cw` x `ch` box (object-fit: contain), in CSS pixels. */
 export function contentBox(frameW, frameH, cw, ch) {
