@@ -86,6 +86,22 @@ fn people_are_detected_in_street_footage_and_carried_in_the_stream() {
         "a Person in {with_person} of {} sampled frames",
         sampled.len()
     );
+    // The motion gate is on by default: every frame carries its motion OBU;
+    // people walk all the time, so the detector runs at full rate and most
+    // frames have motion regions.
+    assert!(
+        lines.iter().all(|l| l["motion"]["mode"].is_string()),
+        "a frame without its motion OBU"
+    );
+    let with_regions = lines
+        .iter()
+        .filter(|l| l["motion"]["moving"] == true && !l["motion"]["regions"].as_array().unwrap().is_empty())
+        .count();
+    assert!(
+        with_regions * 2 >= lines.len(),
+        "motion regions in only {with_regions} of {} frames",
+        lines.len()
+    );
     let first = &sampled[0]["meta"]["detections"];
     assert_eq!(first["model"], "ssd-mnv2-oidv4");
     assert!(first["inference_us"].as_u64().unwrap() > 0);

@@ -19,6 +19,8 @@ const video = $('video');
 const overlay = $('overlay');
 const picture = $('picture');
 const LABEL_H = 16;
+/** Motion regions: dashed amber, apart from every class colour of the boxes. */
+export const MOTION_COLOR = '#ffc400';
 
 /** Where a `frameW` x `frameH` picture lies in a `cw` x `ch` box (object-fit: contain), in CSS pixels. */
 export function contentBox(frameW, frameH, cw, ch) {
@@ -105,6 +107,21 @@ function runCheck(ctx, cb, dpr, meta, frameW) {
 const pictureCtx = caps.compose === 'composited' ? picture.getContext('2d', { alpha: false, willReadFrequently: CHECK_OVERLAY }) : null;
 let reader = null; // of the current track
 let pending = null; // the frame drawn since the last animation frame
+// Motion regions of one frame (its motion OBU), dashed and thin so they
+// never pass for detection boxes; in CSS pixels of the content box `cb`.
+function drawMotion(ctx, meta, frameW, frameH, cb) {
+  if (!meta || !meta.motion || !$('show-motion').checked) return;
+  ctx.save();
+  ctx.lineWidth = 1;
+  ctx.setLineDash([6, 4]);
+  ctx.strokeStyle = MOTION_COLOR;
+  for (const region of meta.motion.regions) {
+    const p = boxToPixels(region, frameW, frameH);
+    ctx.strokeRect(cb.x + p.x * cb.scale + 0.5, cb.y + p.y * cb.scale + 0.5, p.w * cb.scale - 1, p.h * cb.scale - 1);
+  }
+  ctx.restore();
+}
+
 let lastRaf = 0;
 let refreshMs = 1000 / 60;
 
@@ -124,6 +141,7 @@ function composite(frame) {
   if (!cb) return;
   ctx.drawImage(frame, cb.x * dpr, cb.y * dpr, cb.w * dpr, cb.h * dpr);
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  drawMotion(ctx, meta, fw, fh, cb);
   drawDetections(ctx, meta, fw, fh, cb);
   if (meta) pending = meta;
   if (CHECK_OVERLAY) runCheck(ctx, cb, dpr, meta, fw);
@@ -186,6 +204,7 @@ function drawOverlay(meta, frameW, frameH) {
   const cb = contentBox(frameW, frameH, video.clientWidth, video.clientHeight);
   if (!cb) return;
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  drawMotion(ctx, meta, frameW, frameH, cb);
   drawDetections(ctx, meta, frameW, frameH, cb);
 }
 

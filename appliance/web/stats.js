@@ -264,6 +264,7 @@ export function renderStats(x = stats()) {
   } else {
     setText('s-inference', x.lastMeta ? 'no detector running' : '—');
   }
+  renderMotion(x.lastMeta && x.lastMeta.motion, st);
   if (x.overlay.enabled) {
     const el = $('check');
     el.hidden = false;
@@ -281,6 +282,21 @@ function renderMqtt(m) {
   const why = m.last_error ? ` · ${m.last_error}` : '';
   const cls = m.state === 'connected' ? 'ok' : m.state === 'retrying' ? 'bad' : 'warn';
   setText('s-mqtt', `${m.state} · ${m.broker} · for ${formatDuration(m.since_s)}${why}`, cls);
+}
+
+// The motion gate: from the newest frame's motion OBU (mode, regions, the
+// detector's interval), with the device's counters from /api/status.
+function renderMotion(motion, st) {
+  const runs = st && typeof st.detections_run === 'number' ? ` · ${st.detections_run} detector runs` : '';
+  if (motion) {
+    const rate = motion.interval_ms > 0 ? `${fmt(1000 / motion.interval_ms, motion.interval_ms >= 1000 ? 1 : 0)}/s` : 'every frame';
+    const moving = motion.moving ? ` · ${motion.regions.length} region${motion.regions.length === 1 ? '' : 's'} moving` : '';
+    setText('s-motion', `${motion.mode} · detector ${rate}${moving}${runs}`, motion.mode === 'still' ? 'muted' : 'ok');
+  } else if (st && st.gate) {
+    setText('s-motion', `${st.gate}${st.motion ? ' · moving' : ''}${runs}`);
+  } else {
+    setText('s-motion', st ? `off${runs}` : '—');
+  }
 }
 
 // One line per WHIP endpoint: its state, rate, round trip and how long it

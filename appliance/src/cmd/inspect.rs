@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use mado::av1::ivf::IvfReader;
-use mado::meta::{Detections, FrameMeta, Norm16};
+use mado::meta::{Detections, FrameMeta, MotionMeta, Norm16};
 use serde_json::{json, Value};
 
 /// A frame read: its time, whether it is a keyframe (clips only), its temporal unit.
@@ -57,6 +57,15 @@ pub fn inspect(path: &Path) -> anyhow::Result<ExitCode> {
         if let Some(keyframe) = keyframe {
             line["keyframe"] = keyframe.into();
         }
+        // The motion OBU, when the stream has one (a motion-gated detector).
+        match MotionMeta::find_in_temporal_unit(&data) {
+            Ok(Some(motion)) => line["motion"] = motion_json(&motion),
+            Ok(None) => {}
+            Err(e) => {
+                failures += 1;
+                line["motion_error"] = json!({"error": e.to_string(), "code": e.code()});
+            }
+        }
         if writeln!(out, "{line}").is_err() {
             break; // stdout closed, e.g. piped into `head`
         }
@@ -80,6 +89,15 @@ pub fn meta_json(meta: &FrameMeta) -> Value {
         "height": meta.height,
         "detections": meta.detections.as_ref().map(detections_json),
     })
+}
+
+fn motion_json(m: &MotionMeta) -> Value {
+    let regions: Vec<Value> = m
+        .regions
+        .iter()
+        .map(|b| json!([frac(b.x()), frac(b.y()), frac(b.w()), frac(b.h())]))
+        .collect();
+    json!({"mode": m.mode.as_str(), "moving": m.moving, "interval_ms": m.interval_ms, "regions": regions})
 }
 
 fn detections_json(d: &Detections) -> Value {

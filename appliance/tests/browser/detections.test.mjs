@@ -3,7 +3,8 @@
 // the page composites, it must draw with that picture exactly the boxes and
 // labels of that frame's own metadata (People among them), the strokes must
 // be on the canvas's pixels, and the picture must be the footage frame the
-// metadata's sequence number names.
+// metadata's sequence number names. The motion regions of each frame's
+// motion OBU are drawn (dashed) with that frame too.
 //
 // Needs target/footage/ (scripts/fetch-footage) and the LiteRT library
 // (scripts/models/fetch-runtime, or MADO_LITERT_LIB); fails saying so
@@ -59,7 +60,9 @@ function instrument({ thumbW, thumbH }) {
   proto.strokeRect = function (x, y, w, h) {
     if (rec.drawing && this.canvas.id === 'picture') {
       const t = this.getTransform();
-      rec.drawing.rects.push({ x, y, w, h, color: String(this.strokeStyle), scale: t.a });
+      // Motion regions are the dashed strokes; detection boxes are solid.
+      const into = this.getLineDash().length > 0 ? rec.drawing.motion : rec.drawing.rects;
+      into.push({ x, y, w, h, color: String(this.strokeStyle), scale: t.a });
     }
     return strokeRect.call(this, x, y, w, h);
   };
@@ -128,6 +131,7 @@ function instrument({ thumbW, thumbH }) {
         cw: this.canvas.clientWidth,
         ch: this.canvas.clientHeight,
         rects: [],
+        motion: [],
         texts: [],
       };
       drawing.meta = meta
@@ -139,6 +143,7 @@ function instrument({ thumbW, thumbH }) {
               frameSeq: String(meta.detections.frame_seq),
               items: meta.detections.items.map((d) => ({ label: d.label, score: d.score, box: d.box })),
             },
+            motion: meta.motion && { mode: meta.motion.mode, regions: meta.motion.regions },
           }
         : null;
       if (meta && ++rec.sinceThumb >= rec.thumbEvery) {
@@ -273,6 +278,9 @@ test('the dashboard draws the detector\'s Person boxes of each shown frame on th
   let drawnOk = 0;
   let strokes = 0;
   let strokesPainted = 0;
+  let withMotion = 0; // frames carrying a motion OBU (the gate is on by default)
+  let motionOk = 0; // frames whose dashed regions are exactly their own motion OBU's
+  let motionDrawn = 0;
   const wrong = [];
   const pictures = { compared: 0, matched: 0, offsets: [] };
   for (const f of frames) {
@@ -297,6 +305,16 @@ test('the dashboard draws the detector\'s Person boxes of each shown frame on th
       want.every((e, i) => close(f.rects[i], e.rect) && f.texts[i] === e.text) &&
       (!f.meta || (f.meta.width === f.width && f.meta.height === f.height));
     if (ok) drawnOk++;
+
+    // Exactly one dashed rectangle per motion region of this frame's own
+    // motion OBU (drawn half a pixel inside the region's edges).
+    const regions = f.meta?.motion?.regions ?? [];
+    if (f.meta?.motion) withMotion++;
+    motionDrawn += f.motion.length;
+    const wantMotion = regions.map((box) => expectedRect({ box }, f.width, f.height, f.cw, f.ch));
+    if (f.motion.length === wantMotion.length &&
+        wantMotion.every((e, i) => ['x', 'y', 'w', 'h'].every((k) => Math.abs(f.motion[i][k] - e[k]) <= 1.01))) motionOk++;
+    else if (wrong.length < 5) wrong.push({ seq: f.meta?.seq, motionDrawn: f.motion, wantMotion });
     else if (wrong.length < 5) wrong.push({ seq: f.meta?.seq, drawn: f.rects, texts: f.texts, want });
 
     // The picture shown is the footage frame the metadata's seq names.
@@ -326,6 +344,9 @@ test('the dashboard draws the detector\'s Person boxes of each shown frame on th
     drawnOk,
     strokes,
     strokesPainted,
+    withMotion,
+    motionOk,
+    motionDrawn,
     pictures: { compared: pictures.compared, matched: pictures.matched },
     layout,
     decoded: b.framesDecoded,
@@ -353,6 +374,9 @@ test('the dashboard draws the detector\'s Person boxes of each shown frame on th
   // A box of another class drawn later may cover a sampled edge now and then.
   assert.ok(strokesPainted >= strokes * 0.98,
     `only ${strokesPainted} of ${strokes} drawn boxes show on the overlay's pixels`);
+  assert.ok(withMotion / shown >= 0.95, `only ${withMotion} of ${shown} shown frames carried a motion OBU`);
+  assert.equal(motionOk, shown, `motion regions matched the frame's own motion OBU on ${motionOk} of ${shown} frames`);
+  assert.ok(motionDrawn > 0, 'no motion region drawn on a street where people walk');
   assert.ok(pictures.compared >= 20, `only ${pictures.compared} pictures compared with the footage`);
   assert.ok(pictures.matched / pictures.compared >= 0.9,
     `only ${pictures.matched} of ${pictures.compared} shown pictures are the footage frame their seq names (within a frame)`);
