@@ -208,7 +208,8 @@ fn each_visit_to_the_zone_is_an_event_with_a_snapshot_and_a_complete_clip() {
         check_clip(&path, event);
 
         // Seeking: a byte range comes back as 206 with exactly those bytes.
-        let mut resp = server.agent()
+        let mut resp = server
+            .agent()
             .get(format!("{}{}", server.base, event["clip_url"].as_str().unwrap()))
             .header("range", "bytes=100-199")
             .call()
