@@ -288,10 +288,11 @@ fn sigterm_during_a_clip_leaves_a_playable_file() {
     let clips = dir.path().join("clips");
     let deadline = Instant::now() + Duration::from_secs(120);
     let part = loop {
-        let part = std::fs::read_dir(&clips)
-            .unwrap()
-            .flatten()
-            .find(|e| e.file_name().to_string_lossy().ends_with(".webm.part") && e.metadata().unwrap().len() > 20_000);
+        // The clip directory appears with the first clip.
+        let part =
+            std::fs::read_dir(&clips).into_iter().flatten().flatten().find(|e| {
+                e.file_name().to_string_lossy().ends_with(".webm.part") && e.metadata().unwrap().len() > 20_000
+            });
         if let Some(part) = part {
             break part.file_name().to_string_lossy().into_owned();
         }
