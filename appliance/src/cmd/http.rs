@@ -35,6 +35,8 @@ pub enum Command {
         id: ViewerId,
         reply: Replier<()>,
     },
+    /// New event zones (already stored), for the event tracker.
+    SetZones(Vec<mado::events::Zone>),
 }
 
 /// Shared with the HTTP handlers.
@@ -46,8 +48,10 @@ pub struct HttpState {
     pub gate: Gate,
     /// Where event snapshots and clips are, when events are on.
     pub clip_dir: Option<std::path::PathBuf>,
-    /// The configured event zones, as JSON for `GET /api/events/zones`.
-    pub zones_json: String,
+    /// The event zones in force, as JSON for `GET /api/events/zones`.
+    pub zones_json: Mutex<String>,
+    /// Where zones edited on the dashboard are stored.
+    pub zones_file: std::path::PathBuf,
 }
 
 const WHEP_PATH: &str = "/whep";
@@ -56,7 +60,7 @@ const WHEP_PATH: &str = "/whep";
 /// also closes a keep-alive connection idle this long).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// An offer's body must arrive within this once its headers have.
-const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// A write that makes no progress for this long (a client that stopped
 /// reading) ends the connection.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -363,8 +367,9 @@ async fn handle(req: Request<Incoming>, state: Arc<HttpState>, client: IpAddr) -
         return Ok(gate.unauthorized(&req));
     }
     if matches!(req.method(), &Method::GET | &Method::HEAD) {
+        let zones_json = state.zones_json.lock().map(|z| z.clone()).unwrap_or_default();
         if let Some(reply) =
-            super::events_http::handle(state.clip_dir.as_deref(), &state.zones_json, &path, req.headers()).await
+            super::events_http::handle(state.clip_dir.as_deref(), &zones_json, &path, req.headers()).await
         {
             return Ok(reply);
         }
@@ -379,6 +384,7 @@ async fn handle(req: Request<Incoming>, state: Arc<HttpState>, client: IpAddr) -
             .body(Full::new(Bytes::new()))
             .expect("valid response"),
         (&Method::GET | &Method::HEAD, "/api/status") => status(&state),
+        (&Method::PUT, "/api/events/zones") => super::zones::put(req, &state).await,
         (&Method::POST, WHEP_PATH) => whep_post(req, &state).await,
         (&Method::DELETE, p) if p.starts_with("/whep/") => whep_delete(&p["/whep/".len()..], &state).await,
         (&Method::PATCH, p) if p.starts_with("/whep/") => text(
@@ -403,7 +409,7 @@ async fn handle(req: Request<Incoming>, state: Arc<HttpState>, client: IpAddr) -
     Ok(reply)
 }
 
-fn text(status: StatusCode, body: impl Into<String>) -> Reply {
+pub(super) fn text(status: StatusCode, body: impl Into<String>) -> Reply {
     let mut body = body.into();
     body.push('\n');
     Response::builder()
