@@ -33,7 +33,7 @@ fn config(dir: &Path) -> std::path::PathBuf {
 
 /// The band `floor` covers, under another name.
 fn ground() -> Value {
-    json!([{"name": "ground", "points": [[0, 0.8], [1, 0.8], [1, 1], [0, 1]]}])
+    json!([{"name": "ground", "points": [[0.0, 0.8], [1.0, 0.8], [1.0, 1.0], [0.0, 1.0]]}])
 }
 
 fn put(agent: &ureq::Agent, server: &Server, body: &str, origin: Option<&str>) -> (u16, String) {
@@ -87,7 +87,10 @@ fn zones_put_apply_and_survive_a_restart() {
         assert_eq!(status, 400, "{bad}: {reply}");
         assert!(reply.contains(why), "{bad}: {reply}");
     }
-    let huge = format!("[{}]", vec![r#"{"name":"a","points":[[0,0],[1,0],[0,1]]}"#; 4000].join(","));
+    let huge = format!(
+        "[{}]",
+        vec![r#"{"name":"a","points":[[0,0],[1,0],[0,1]]}"#; 4000].join(",")
+    );
     assert_eq!(put(&agent, &server, &huge, None).0, 413, "oversized list");
     assert_eq!(get_json(&agent, &server, "/api/events/zones")[0]["name"], "floor");
 
@@ -102,7 +105,12 @@ fn zones_put_apply_and_survive_a_restart() {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let events = get_json(&agent, &server, "/api/events");
-        if events.as_array().unwrap().iter().any(|e| e["zones"] == json!(["ground"])) {
+        if events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["zones"] == json!(["ground"]))
+        {
             break;
         }
         assert!(Instant::now() < deadline, "no event in zone ground: {events:#}");

@@ -60,7 +60,7 @@ const WHEP_PATH: &str = "/whep";
 /// also closes a keep-alive connection idle this long).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// An offer's body must arrive within this once its headers have.
-pub(super) const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// A write that makes no progress for this long (a client that stopped
 /// reading) ends the connection.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -143,6 +143,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "/events.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web/events.js"),
+    ),
+    (
+        "/zones.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/zones.js"),
     ),
     (
         "/check.js",
@@ -384,7 +389,7 @@ async fn handle(req: Request<Incoming>, state: Arc<HttpState>, client: IpAddr) -
             .body(Full::new(Bytes::new()))
             .expect("valid response"),
         (&Method::GET | &Method::HEAD, "/api/status") => status(&state),
-        (&Method::PUT, "/api/events/zones") => super::zones::put(req, &state).await,
+        (&Method::PUT, "/api/events/zones") => zones_put(req, &state).await,
         (&Method::POST, WHEP_PATH) => whep_post(req, &state).await,
         (&Method::DELETE, p) if p.starts_with("/whep/") => whep_delete(&p["/whep/".len()..], &state).await,
         (&Method::PATCH, p) if p.starts_with("/whep/") => text(
@@ -409,7 +414,7 @@ async fn handle(req: Request<Incoming>, state: Arc<HttpState>, client: IpAddr) -
     Ok(reply)
 }
 
-pub(super) fn text(status: StatusCode, body: impl Into<String>) -> Reply {
+fn text(status: StatusCode, body: impl Into<String>) -> Reply {
     let mut body = body.into();
     body.push('\n');
     Response::builder()
@@ -481,6 +486,29 @@ async fn whep_post(req: Request<Incoming>, state: &HttpState) -> Reply {
             .expect("valid response"),
         Err(reply) => reply,
     }
+}
+
+/// `PUT /api/events/zones`: checked and stored (`cmd/zones.rs`), then served
+/// and handed to the event tracker.
+async fn zones_put(req: Request<Incoming>, state: &HttpState) -> Reply {
+    if state.clip_dir.is_none() {
+        return text(StatusCode::NOT_FOUND, "events are off ([events] enabled = false)");
+    }
+    let (zones, json) = match super::zones::receive(req, &state.zones_file, BODY_TIMEOUT).await {
+        Ok(stored) => stored,
+        Err(refused) => return refused,
+    };
+    if let Ok(mut current) = state.zones_json.lock() {
+        current.clone_from(&json);
+    }
+    if state.commands.send(Command::SetZones(zones)).await.is_err() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "the media engine is not running");
+    }
+    Response::builder()
+        .header(CONTENT_TYPE, "application/json")
+        .header("cache-control", "no-store")
+        .body(Full::new(Bytes::from(json)))
+        .expect("valid response")
 }
 
 async fn whep_delete(id: &str, state: &HttpState) -> Reply {

@@ -5,6 +5,7 @@
 //! takes precedence over `[[events.zones]]` at the next start.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use http_body_util::{BodyExt, Full, Limited};
@@ -12,8 +13,6 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use mado::events::Zone;
-
-use super::http::{text, Command, HttpState, BODY_TIMEOUT};
 
 type Reply = Response<Full<Bytes>>;
 
@@ -44,13 +43,12 @@ fn parse(bytes: &[u8]) -> Result<Vec<Zone>, String> {
     serde_json::from_slice(bytes).map_err(|e| format!("zones: {e}"))
 }
 
-/// `PUT /api/events/zones`.
-pub async fn put(req: Request<Incoming>, state: &HttpState) -> Reply {
-    if state.clip_dir.is_none() {
-        return text(StatusCode::NOT_FOUND, "events are off ([events] enabled = false)");
-    }
+/// A `PUT /api/events/zones` body read (at most [`MAX_ZONES_BYTES`], within
+/// `timeout`), checked and stored in `file`: the zones and their JSON, or
+/// the reply that refuses them.
+pub async fn receive(req: Request<Incoming>, file: &Path, timeout: Duration) -> Result<(Vec<Zone>, String), Reply> {
     let too_large = || {
-        text(
+        plain(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("zones: the list may be at most {MAX_ZONES_BYTES} bytes"),
         )
@@ -61,28 +59,23 @@ pub async fn put(req: Request<Incoming>, state: &HttpState) -> Reply {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if announced.is_some_and(|len| len > MAX_ZONES_BYTES as u64) {
-        return too_large();
+        return Err(too_large());
     }
     let collect = async { Some(Limited::new(req.into_body(), MAX_ZONES_BYTES).collect().await) };
     let deadline = async {
-        smol::Timer::after(BODY_TIMEOUT).await;
+        smol::Timer::after(timeout).await;
         None
     };
     let body = match futures_lite::future::or(collect, deadline).await {
         Some(Ok(body)) => body.to_bytes(),
-        Some(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return too_large(),
-        Some(Err(e)) => return text(StatusCode::BAD_REQUEST, format!("reading the zones failed: {e}")),
-        None => return text(StatusCode::REQUEST_TIMEOUT, "the zones did not arrive in time"),
+        Some(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(too_large()),
+        Some(Err(e)) => return Err(plain(StatusCode::BAD_REQUEST, format!("reading the zones failed: {e}"))),
+        None => return Err(plain(StatusCode::REQUEST_TIMEOUT, "the zones did not arrive in time")),
     };
-    let zones = match parse(&body) {
-        Ok(zones) => zones,
-        Err(e) => return text(StatusCode::BAD_REQUEST, e),
-    };
-    let json = match serde_json::to_string(&zones) {
-        Ok(json) => json,
-        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("zones as JSON: {e}")),
-    };
-    let file = state.zones_file.clone();
+    let zones = parse(&body).map_err(|e| plain(StatusCode::BAD_REQUEST, e))?;
+    let json = serde_json::to_string(&zones)
+        .map_err(|e| plain(StatusCode::INTERNAL_SERVER_ERROR, format!("zones as JSON: {e}")))?;
+    let file = file.to_owned();
     let stored = json.clone();
     let saved = smol::unblock(move || {
         let dir = file.parent().unwrap_or(Path::new("."));
@@ -92,18 +85,19 @@ pub async fn put(req: Request<Incoming>, state: &HttpState) -> Reply {
     .await;
     if let Err(e) = saved {
         tracing::warn!("storing zones: {e:#}");
-        return text(StatusCode::INTERNAL_SERVER_ERROR, format!("storing the zones failed: {e:#}"));
+        return Err(plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("storing the zones failed: {e:#}"),
+        ));
     }
-    if let Ok(mut current) = state.zones_json.lock() {
-        current.clone_from(&json);
-    }
-    if state.commands.send(Command::SetZones(zones)).await.is_err() {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "the media engine is not running");
-    }
+    Ok((zones, json))
+}
+
+fn plain(status: StatusCode, body: impl Into<String>) -> Reply {
     Response::builder()
-        .header(CONTENT_TYPE, "application/json")
-        .header("cache-control", "no-store")
-        .body(Full::new(Bytes::from(json)))
+        .status(status)
+        .header(CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Full::new(Bytes::from(body.into() + "\n")))
         .expect("valid response")
 }
 
@@ -119,7 +113,10 @@ mod tests {
             (r#"[{"name":"a","points":[[0,0],[1,0]]}]"#, "at least 3"),
             (r#"[{"name":"a","points":[[0,0],[2,0],[0,1]]}]"#, "outside 0 to 1"),
             (r#"[{"name":" ","points":[[0,0],[1,0],[0,1]]}]"#, "needs a name"),
-            (r#"[{"name":"a","points":[[0,0],[1,0],[0,1]],"colour":1}]"#, "unknown field"),
+            (
+                r#"[{"name":"a","points":[[0,0],[1,0],[0,1]],"colour":1}]"#,
+                "unknown field",
+            ),
             (r#"{"name":"a"}"#, "zones"),
         ] {
             let err = parse(body.as_bytes()).unwrap_err();
