@@ -236,6 +236,8 @@ export function httpsGet(url, ca, headers = {}) {
     req.on('error', reject);
     req.end();
   });
+}
+
 /** GET `path` from the device as JSON (every test request to the API goes through here or getStatus). */
 export async function getJson(baseUrl, path) {
   const res = await fetch(`${baseUrl}${path}`, { cache: 'no-store', headers: authHeaders(baseUrl), signal: AbortSignal.timeout(5000) });
