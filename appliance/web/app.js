@@ -6,6 +6,7 @@
 //   timeline.js    the five-minute detection timeline
 //   stats.js       getStats and /api/status polling, the stats object, the panel
 //   events.js      the event list and clip playback with each frame's boxes
+//   zones.js       event zones drawn on the picture, and their editor
 //   overlay-check.js  ?check=overlay only
 //   test-hooks.js  window.madoTest, injected by the tests, never imported here
 // See README.md.
@@ -16,6 +17,7 @@ import { showTrack, startCompositor } from './compositor.js';
 import { drawTimeline } from './timeline.js';
 import { pollStats, pollStatus, renderStats } from './stats.js';
 import { startEvents } from './events.js';
+import { startZones } from './zones.js';
 
 const TICK_MS = 1000; // stats and status polling
 
@@ -48,3 +50,4 @@ setInterval(tick, TICK_MS);
 tick();
 connect();
 startEvents();
+startZones();

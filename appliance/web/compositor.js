@@ -1,4 +1,5 @@
-// What reaches the screen: the picture and the boxes of that very picture.
+// What reaches the screen: the picture and the boxes of that very picture
+// (and the event zones, zones.js, drawn on it with every frame).
 //
 // Composited (the default where MediaStreamTrackProcessor exists): every
 // decoded VideoFrame is read from the track, its metadata found by the RTP
@@ -14,6 +15,7 @@
 
 import { boxToPixels, NORM16_MAX } from './meta.js';
 import { S, caps, $, LATENCY_KEEP, CHECK_OVERLAY, classColor } from './state.js';
+import { drawZones } from './zones.js';
 
 const video = $('video');
 const overlay = $('overlay');
@@ -141,6 +143,7 @@ function composite(frame) {
   if (!cb) return;
   ctx.drawImage(frame, cb.x * dpr, cb.y * dpr, cb.w * dpr, cb.h * dpr);
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  drawZones(ctx, cb);
   drawMotion(ctx, meta, fw, fh, cb);
   drawDetections(ctx, meta, fw, fh, cb);
   if (meta) pending = meta;
@@ -204,6 +207,7 @@ function drawOverlay(meta, frameW, frameH) {
   const cb = contentBox(frameW, frameH, video.clientWidth, video.clientHeight);
   if (!cb) return;
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  drawZones(ctx, cb);
   drawMotion(ctx, meta, frameW, frameH, cb);
   drawDetections(ctx, meta, frameW, frameH, cb);
 }

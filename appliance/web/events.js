@@ -9,9 +9,10 @@
 // each drawn frame when a test installs it.
 
 import { $, classColor } from './state.js';
+import { zoneList } from './zones.js';
 
 const REFRESH_MS = 5000;
-const player = { index: null, byTime: new Map(), id: null, zones: [] };
+const player = { index: null, byTime: new Map(), id: null };
 
 function fmtTime(ms) {
   return new Date(ms).toLocaleString();
@@ -126,16 +127,17 @@ function onFrame(_now, md) {
   video.requestVideoFrameCallback(onFrame);
 }
 
-// The configured zones ([[events.zones]]), dashed, with their names.
+// The zones in force (zones.js), dashed, with their names.
 function drawZones(ctx, w, h) {
-  if (!player.zones.length) return;
+  const zones = zoneList();
+  if (!zones.length) return;
   ctx.save();
   ctx.setLineDash([6, 4]);
   ctx.lineWidth = 1.5;
   ctx.strokeStyle = 'rgba(255, 255, 255, 0.8)';
   ctx.fillStyle = 'rgba(255, 255, 255, 0.8)';
   ctx.font = '11px system-ui, sans-serif';
-  for (const zone of player.zones) {
+  for (const zone of zones) {
     ctx.beginPath();
     zone.points.forEach(([x, y], i) => (i ? ctx.lineTo(x * w, y * h) : ctx.moveTo(x * w, y * h)));
     ctx.closePath();
@@ -166,17 +168,7 @@ function drawBoxes(ctx, meta, w, h) {
   }
 }
 
-async function loadZones() {
-  try {
-    const res = await fetch('/api/events/zones', { cache: 'no-store' });
-    if (res.ok) player.zones = await res.json();
-  } catch {
-    // events are off, or the device is away: no zones to draw
-  }
-}
-
 export function startEvents() {
-  loadZones();
   $('clip-close').onclick = () => {
     const video = $('clip-video');
     video.pause();

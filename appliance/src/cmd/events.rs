@@ -89,6 +89,11 @@ impl Events {
         })
     }
 
+    /// Judges detections by these zones from the next frame on.
+    pub fn set_zones(&mut self, zones: Vec<mado::events::Zone>) {
+        self.tracker.set_zones(zones);
+    }
+
     /// Takes one encoded frame; returns the event updates it caused (for notifiers).
     pub fn on_frame(&mut self, frame: &EncodedFrame, request_keyframe: impl FnMut()) -> Vec<EventUpdate> {
         self.tracker.handle_frame(&frame.info.to_meta());
@@ -278,7 +283,7 @@ fn finish_clip(dir: &Path, id: &str, clip: ClipWriter<BufWriter<File>>) -> anyho
 }
 
 /// Writes `bytes` to `name` in `dir` through a temporary file, fsynced and renamed.
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+pub(super) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = dir.join(format!(".{name}.part"));
     let mut file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     file.write_all(bytes)?;

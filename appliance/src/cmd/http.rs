@@ -35,6 +35,8 @@ pub enum Command {
         id: ViewerId,
         reply: Replier<()>,
     },
+    /// New event zones (already stored), for the event tracker.
+    SetZones(Vec<mado::events::Zone>),
 }
 
 /// Shared with the HTTP handlers.
@@ -46,8 +48,10 @@ pub struct HttpState {
     pub gate: Gate,
     /// Where event snapshots and clips are, when events are on.
     pub clip_dir: Option<std::path::PathBuf>,
-    /// The configured event zones, as JSON for `GET /api/events/zones`.
-    pub zones_json: String,
+    /// The event zones in force, as JSON for `GET /api/events/zones`.
+    pub zones_json: Mutex<String>,
+    /// Where zones edited on the dashboard are stored.
+    pub zones_file: std::path::PathBuf,
 }
 
 const WHEP_PATH: &str = "/whep";
@@ -139,6 +143,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "/events.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web/events.js"),
+    ),
+    (
+        "/zones.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/zones.js"),
     ),
     (
         "/check.js",
@@ -363,8 +372,9 @@ async fn handle(req: Request<Incoming>, state: Arc<HttpState>, client: IpAddr) -
         return Ok(gate.unauthorized(&req));
     }
     if matches!(req.method(), &Method::GET | &Method::HEAD) {
+        let zones_json = state.zones_json.lock().map(|z| z.clone()).unwrap_or_default();
         if let Some(reply) =
-            super::events_http::handle(state.clip_dir.as_deref(), &state.zones_json, &path, req.headers()).await
+            super::events_http::handle(state.clip_dir.as_deref(), &zones_json, &path, req.headers()).await
         {
             return Ok(reply);
         }
@@ -379,6 +389,7 @@ async fn handle(req: Request<Incoming>, state: Arc<HttpState>, client: IpAddr) -
             .body(Full::new(Bytes::new()))
             .expect("valid response"),
         (&Method::GET | &Method::HEAD, "/api/status") => status(&state),
+        (&Method::PUT, "/api/events/zones") => zones_put(req, &state).await,
         (&Method::POST, WHEP_PATH) => whep_post(req, &state).await,
         (&Method::DELETE, p) if p.starts_with("/whep/") => whep_delete(&p["/whep/".len()..], &state).await,
         (&Method::PATCH, p) if p.starts_with("/whep/") => text(
@@ -475,6 +486,29 @@ async fn whep_post(req: Request<Incoming>, state: &HttpState) -> Reply {
             .expect("valid response"),
         Err(reply) => reply,
     }
+}
+
+/// `PUT /api/events/zones`: checked and stored (`cmd/zones.rs`), then served
+/// and handed to the event tracker.
+async fn zones_put(req: Request<Incoming>, state: &HttpState) -> Reply {
+    if state.clip_dir.is_none() {
+        return text(StatusCode::NOT_FOUND, "events are off ([events] enabled = false)");
+    }
+    let (zones, json) = match super::zones::receive(req, &state.zones_file, BODY_TIMEOUT).await {
+        Ok(stored) => stored,
+        Err(refused) => return refused,
+    };
+    if let Ok(mut current) = state.zones_json.lock() {
+        current.clone_from(&json);
+    }
+    if state.commands.send(Command::SetZones(zones)).await.is_err() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "the media engine is not running");
+    }
+    Response::builder()
+        .header(CONTENT_TYPE, "application/json")
+        .header("cache-control", "no-store")
+        .body(Full::new(Bytes::from(json)))
+        .expect("valid response")
 }
 
 async fn whep_delete(id: &str, state: &HttpState) -> Reply {

@@ -18,6 +18,7 @@ pub mod record;
 pub mod run;
 mod service;
 mod status;
+mod zones;
 
 use anyhow::Context as _;
 use mado::config::Config;

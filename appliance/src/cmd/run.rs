@@ -122,9 +122,16 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
 
     let ex = Arc::new(smol::Executor::new());
     let (commands_tx, commands) = async_channel::bounded(64);
+    let zones_file = super::zones::path(&state_dir(config)?);
+    let mut events_config = config.events.clone();
+    if config.events.enabled {
+        if let Some(zones) = super::zones::load(&zones_file)? {
+            events_config.zones = zones;
+        }
+    }
     let events = match config.events.enabled {
         true => Some(super::events::Events::start(
-            &config.events,
+            &events_config,
             config.source.fps.get() as u32,
             pipeline.recent_frames(),
         )?),
@@ -139,7 +146,8 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         }),
         gate,
         clip_dir: config.events.enabled.then(|| super::events::clip_dir(&config.events)),
-        zones_json: serde_json::to_string(&config.events.zones).context("zones as JSON")?,
+        zones_json: Mutex::new(serde_json::to_string(&events_config.zones).context("zones as JSON")?),
+        zones_file,
     });
     let (known_tx, known) = async_channel::bounded(KNOWN_QUEUE);
     let (strangers_tx, strangers) = async_channel::bounded(STRANGERS_QUEUE);
@@ -427,6 +435,13 @@ impl Driver<'_> {
             }
             Command::RemoveViewer { id, reply } => {
                 let _ = reply.try_send(self.hub.remove_viewer(id));
+            }
+            Command::SetZones(zones) => {
+                tracing::info!(zones = zones.len(), "event zones changed");
+                if let Some(events) = &mut self.events {
+                    events.set_zones(zones);
+                }
+                return;
             }
         }
         self.publish_viewers();

@@ -141,6 +141,12 @@ impl EventTracker {
         }
     }
 
+    /// Replaces the zones (edited on the dashboard): detections from the next
+    /// frame on are judged by them; open events keep the zones they were seen in.
+    pub fn set_zones(&mut self, zones: Vec<Zone>) {
+        self.settings.zones = zones;
+    }
+
     /// The events going on now.
     pub fn open_events(&self) -> impl Iterator<Item = &EventInfo> {
         self.open.values()

@@ -121,6 +121,29 @@ fn zones_count_only_detections_standing_inside() {
 }
 
 #[test]
+fn zones_set_while_running_judge_the_next_frame() {
+    let mut s = settings();
+    s.min_frames = 1;
+    s.zones = vec![Zone::new("path".into(), vec![[0.0, 0.5], [0.5, 0.5], [0.5, 1.0], [0.0, 1.0]]).unwrap()];
+    let mut tracker = EventTracker::new(s);
+    // Feet at (0.75, 0.6): outside "path".
+    let right = [("person", 0.9, [0.65, 0.3, 0.2, 0.3])];
+    tracker.handle_frame(&frame(0, &right));
+    assert!(drain(&mut tracker).is_empty());
+    tracker.set_zones(vec![Zone::new(
+        "yard".into(),
+        vec![[0.5, 0.5], [1.0, 0.5], [1.0, 1.0], [0.5, 1.0]],
+    )
+    .unwrap()]);
+    tracker.handle_frame(&frame(1, &right));
+    let updates = drain(&mut tracker);
+    let EventUpdate::Started(e) = &updates[0] else {
+        panic!("{updates:?}")
+    };
+    assert_eq!(e.zones, ["yard"]);
+}
+
+#[test]
 fn classes_have_their_own_events_and_finish_ends_them_all() {
     let mut s = settings();
     s.min_frames = 1;
