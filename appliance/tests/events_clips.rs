@@ -3,7 +3,8 @@
 //! completely in ffmpeg and dav1d, start at a keyframe before the event, and
 //! carry every frame's own metadata (read back by `mado inspect`). Retention
 //! with a tiny quota keeps the newest clips, and SIGTERM during a clip
-//! leaves a complete, playable file.
+//! leaves a complete, playable file. On real footage with the real
+//! detector, people walking make a `Person` event with a complete clip.
 
 #![allow(
     clippy::disallowed_methods,
@@ -313,4 +314,79 @@ fn sigterm_during_a_clip_leaves_a_playable_file() {
     assert_eq!(frames[0]["keyframe"], true);
     assert_eq!(ffmpeg_frames(&clip), frames.len());
     assert_eq!(dav1d_frames(&clip), frames.len());
+}
+
+/// Real footage with the real detector: people walking in `vtest` make a
+/// `Person` event whose clip both decoders play to the last frame, from a
+/// keyframe, every frame with its own metadata and the event's frames with
+/// the people the detector found in them.
+#[test]
+fn people_in_street_footage_make_an_event_with_a_complete_clip() {
+    require_tool("ffmpeg", "ffmpeg");
+    require_tool("dav1d", "dav1d");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let footage = root.join("target/footage/vtest-768x576.y4m");
+    assert!(
+        footage.exists(),
+        "{} is missing: run scripts/fetch-footage",
+        footage.display()
+    );
+    let library = mado::detect::litert_library(&root);
+    assert!(
+        library.exists(),
+        "{} is missing: run scripts/models/fetch-runtime",
+        library.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[detect]\nmodel = {:?}\nruntime = {:?}\n\
+         [encoder]\nbitrate_kbps = 600\n\
+         [events]\nenabled = true\nclasses = [\"Person\"]\nmin_score = 0.4\nmin_frames = 3\n\
+         quiet_ms = 1000\nmax_event_ms = 4000\npre_roll_ms = 1000\npost_roll_ms = 500\nclip_dir = {:?}\n",
+        root.join("models/ssd_mobilenetv2_oidv4.toml").display().to_string(),
+        library.display().to_string(),
+        dir.path().join("clips").display().to_string()
+    );
+    let config = dir.path().join("mado.toml");
+    std::fs::write(&config, text).unwrap();
+    let source = format!("file:{}", footage.display());
+    let server = Server::start_with(&["--source", &source], move |c| {
+        c.env("MADO_CONFIG", &config);
+    });
+    let list = wait_events(&server, "a complete Person event", |l| !ready(l).is_empty());
+    let event = ready(&list)[0];
+    assert_eq!(event["label"], "Person");
+    let id = event["id"].as_str().unwrap();
+    let clip = dir.path().join("clips").join(format!("{id}.webm"));
+    let frames = inspect(&clip);
+    assert!(frames.len() > 10, "{} frames", frames.len());
+    assert_eq!(frames[0]["keyframe"], true, "the pre-roll starts at a keyframe");
+    let seqs: Vec<u64> = frames
+        .iter()
+        .map(|f| f["meta"]["seq"].as_u64().expect("every frame has metadata"))
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[1] > w[0]), "frames in order: {seqs:?}");
+    let (start_us, end_us) = (
+        event["start_ms"].as_u64().unwrap() * 1000,
+        event["end_ms"].as_u64().unwrap() * 1000,
+    );
+    let during: Vec<&Value> = frames
+        .iter()
+        .filter(|f| (start_us..=end_us).contains(&f["meta"]["capture_us"].as_u64().unwrap()))
+        .collect();
+    let with_people = during
+        .iter()
+        .filter(|f| {
+            f["meta"]["detections"]["items"]
+                .as_array()
+                .is_some_and(|items| items.iter().any(|d| d["label"] == "Person"))
+        })
+        .count();
+    assert!(
+        !during.is_empty() && with_people * 2 >= during.len(),
+        "{with_people} of the event's {} frames carry a Person",
+        during.len()
+    );
+    assert_eq!(ffmpeg_frames(&clip), frames.len(), "ffmpeg decodes every frame");
+    assert_eq!(dav1d_frames(&clip), frames.len(), "dav1d decodes every frame");
 }

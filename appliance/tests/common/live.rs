@@ -48,16 +48,14 @@ impl Server {
         auth.apply(&mut command);
         adjust(&mut command);
         let mut child = command
-            .args([
-                "run",
-                "--source",
-                "testpattern",
-                "--listen",
-                "127.0.0.1:0",
-                "--udp-port",
-                "0",
-            ])
-            .args(if extra.contains(&"--size") {
+            .args(["run", "--listen", "127.0.0.1:0", "--udp-port", "0"])
+            // The test pattern at 320x240 unless the test names a source or a size.
+            .args(if extra.contains(&"--source") {
+                &[][..]
+            } else {
+                &["--source", "testpattern"][..]
+            })
+            .args(if extra.contains(&"--size") || extra.contains(&"--source") {
                 &[][..]
             } else {
                 &["--size", "320x240"][..]
