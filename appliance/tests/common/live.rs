@@ -169,11 +169,18 @@ impl Server {
     /// Announces a 200 kB offer without sending it, as an oversized upload
     /// starts; returns the status the server answers with before reading it.
     pub fn post_oversized(&self) -> u16 {
+        self.send_oversized("POST", "/whep", "application/sdp")
+    }
+
+    /// Sends only the head of a request announcing a 200 000-byte body and
+    /// returns the status: the server must refuse by the announced length
+    /// (sending the body too would race the refusal and break the pipe).
+    pub fn send_oversized(&self, method: &str, path: &str, content_type: &str) -> u16 {
         use std::io::{Read, Write};
         let addr = self.base.trim_start_matches("http://");
         let mut stream = std::net::TcpStream::connect(addr).unwrap();
         let head = format!(
-            "POST /whep HTTP/1.1\r\nHost: localhost\r\nAuthorization: {}\r\nContent-Type: application/sdp\r\nContent-Length: 200000\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: {}\r\nContent-Type: {content_type}\r\nContent-Length: 200000\r\nConnection: close\r\n\r\n",
             self.auth.bearer()
         );
         stream.write_all(head.as_bytes()).unwrap();
