@@ -157,16 +157,24 @@ fn inspect(clip: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// Everything a clip must be: complete in both decoders, from a keyframe at
-/// or before the event's start, each frame with its own metadata in order.
-fn check_clip(clip: &Path, event: &Value) -> usize {
+/// A clip's frames as `mado inspect` reads them, and their seqs, after the
+/// checks every clip must pass: more than ten frames, a keyframe first, and
+/// metadata in every frame.
+fn clip_frames(clip: &Path) -> (Vec<Value>, Vec<u64>) {
     let frames = inspect(clip);
     assert!(frames.len() > 10, "{} frames", frames.len());
     assert_eq!(frames[0]["keyframe"], true, "the pre-roll starts at a keyframe");
-    let seqs: Vec<u64> = frames
+    let seqs = frames
         .iter()
         .map(|f| f["meta"]["seq"].as_u64().expect("every frame has metadata"))
         .collect();
+    (frames, seqs)
+}
+
+/// Everything a clip must be: complete in both decoders, from a keyframe at
+/// or before the event's start, each frame with its own metadata in order.
+fn check_clip(clip: &Path, event: &Value) -> usize {
+    let (frames, seqs) = clip_frames(clip);
     assert!(
         seqs.windows(2).all(|w| w[1] == w[0] + 1),
         "consecutive frames: {seqs:?}"
@@ -358,13 +366,7 @@ fn people_in_street_footage_make_an_event_with_a_complete_clip() {
     assert_eq!(event["label"], "Person");
     let id = event["id"].as_str().unwrap();
     let clip = dir.path().join("clips").join(format!("{id}.webm"));
-    let frames = inspect(&clip);
-    assert!(frames.len() > 10, "{} frames", frames.len());
-    assert_eq!(frames[0]["keyframe"], true, "the pre-roll starts at a keyframe");
-    let seqs: Vec<u64> = frames
-        .iter()
-        .map(|f| f["meta"]["seq"].as_u64().expect("every frame has metadata"))
-        .collect();
+    let (frames, seqs) = clip_frames(&clip);
     assert!(seqs.windows(2).all(|w| w[1] > w[0]), "frames in order: {seqs:?}");
     let (start_us, end_us) = (
         event["start_ms"].as_u64().unwrap() * 1000,
