@@ -8,6 +8,7 @@
 //! the postcard body ([`FrameMeta`]), and the trailing bits `0x80`.
 
 use heapless::{String, Vec};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -304,57 +305,85 @@ impl<T: AsRef<[u8]>> MetadataObu<T> {
 impl FrameMeta {
     /// Decodes the metadata carried by `obu`.
     pub fn parse<T: AsRef<[u8]>>(obu: &MetadataObu<T>) -> Result<Self, MetaError> {
-        if obu.metadata_type() != u64::from(METADATA_TYPE) {
-            return Err(MetaError::OtherMetadataType(obu.metadata_type()));
-        }
-        let data = obu.data().strip_prefix(&MADO_ID).ok_or(MetaError::NotMado)?;
-        let (&version, body) = data
-            .split_first()
-            .ok_or(MetaError::Body(postcard::Error::DeserializeUnexpectedEnd))?;
-        if version != VERSION {
-            return Err(MetaError::UnsupportedVersion(version));
-        }
-        let (meta, rest): (FrameMeta, _) = postcard::take_from_bytes(body).map_err(MetaError::Body)?;
-        // trailing_bits(): a one bit, then zero bits up to the end of the OBU.
-        match rest.split_first() {
-            Some((&TRAILING_BITS, zeros)) if zeros.iter().all(|&b| b == 0) => Ok(meta),
-            _ => Err(MetaError::MissingTrailingBits),
-        }
+        parse_record(obu, &MADO_ID, VERSION)
     }
 
     /// Encodes this metadata as one complete metadata OBU.
     pub fn to_obu(&self) -> Result<Vec<u8, MAX_OBU_LEN>, MetaError> {
-        let mut body = [0u8; MAX_OBU_LEN];
-        let body = postcard::to_slice(self, &mut body).map_err(|_| MetaError::TooLarge)?;
-        let payload_len = 1 + MADO_ID.len() + 1 + body.len() + 1;
-        let mut out: Vec<u8, MAX_OBU_LEN> = Vec::new();
-        let mut push = |bytes: &[u8]| out.extend_from_slice(bytes).map_err(|_| MetaError::TooLarge);
-        push(&[OBU_HEADER])?;
-        let mut size = std::vec::Vec::with_capacity(4);
-        obu::write_leb128(payload_len as u64, &mut size);
-        push(&size)?;
-        push(&[METADATA_TYPE])?;
-        push(&MADO_ID)?;
-        push(&[VERSION])?;
-        push(body)?;
-        push(&[TRAILING_BITS])?;
-        Ok(out)
+        emit_record(self, &MADO_ID, VERSION)
     }
 
     /// Finds and decodes the Mado metadata in one temporal unit.
     /// `Ok(None)` when the unit carries none; other metadata OBUs are skipped.
     pub fn find_in_temporal_unit(tu: &[u8]) -> Result<Option<Self>, MetaError> {
-        for item in obu::obus(tu) {
-            let item = item?;
-            if item.obu_type == ObuType::Metadata {
-                let view = MetadataObu::new_checked(item.bytes)?;
-                if view.is_mado() {
-                    return Self::parse(&view).map(Some);
-                }
+        find_record(tu, MetadataObu::is_mado, Self::parse)
+    }
+}
+
+/// Frames `value` as one Mado metadata OBU: the header, its size,
+/// [`METADATA_TYPE`], the record's identifier `id` and `version`, the
+/// postcard body and the trailing bits. Both records (detections, motion)
+/// are framed here.
+fn emit_record<V: Serialize>(value: &V, id: &[u8; 16], version: u8) -> Result<Vec<u8, MAX_OBU_LEN>, MetaError> {
+    let mut body = [0u8; MAX_OBU_LEN];
+    let body = postcard::to_slice(value, &mut body).map_err(|_| MetaError::TooLarge)?;
+    let payload_len = 1 + id.len() + 1 + body.len() + 1;
+    let mut out: Vec<u8, MAX_OBU_LEN> = Vec::new();
+    let mut push = |bytes: &[u8]| out.extend_from_slice(bytes).map_err(|_| MetaError::TooLarge);
+    push(&[OBU_HEADER])?;
+    let mut size = std::vec::Vec::with_capacity(4);
+    obu::write_leb128(payload_len as u64, &mut size);
+    push(&size)?;
+    push(&[METADATA_TYPE])?;
+    push(id)?;
+    push(&[version])?;
+    push(body)?;
+    push(&[TRAILING_BITS])?;
+    Ok(out)
+}
+
+/// Decodes the record with identifier `id` at `version` that `obu` carries,
+/// checking its type, identifier, version and trailing bits.
+fn parse_record<V: DeserializeOwned, T: AsRef<[u8]>>(
+    obu: &MetadataObu<T>,
+    id: &[u8; 16],
+    version: u8,
+) -> Result<V, MetaError> {
+    if obu.metadata_type() != u64::from(METADATA_TYPE) {
+        return Err(MetaError::OtherMetadataType(obu.metadata_type()));
+    }
+    let data = obu.data().strip_prefix(id).ok_or(MetaError::NotMado)?;
+    let (&found, body) = data
+        .split_first()
+        .ok_or(MetaError::Body(postcard::Error::DeserializeUnexpectedEnd))?;
+    if found != version {
+        return Err(MetaError::UnsupportedVersion(found));
+    }
+    let (record, rest): (V, _) = postcard::take_from_bytes(body).map_err(MetaError::Body)?;
+    // trailing_bits(): a one bit, then zero bits up to the end of the OBU.
+    match rest.split_first() {
+        Some((&TRAILING_BITS, zeros)) if zeros.iter().all(|&b| b == 0) => Ok(record),
+        _ => Err(MetaError::MissingTrailingBits),
+    }
+}
+
+/// The first metadata OBU in `tu` that `is_ours` picks, decoded by `parse`;
+/// `Ok(None)` when there is none. Other metadata OBUs are skipped.
+fn find_record<'a, V>(
+    tu: &'a [u8],
+    is_ours: impl Fn(&MetadataObu<&'a [u8]>) -> bool,
+    parse: impl Fn(&MetadataObu<&'a [u8]>) -> Result<V, MetaError>,
+) -> Result<Option<V>, MetaError> {
+    for item in obu::obus(tu) {
+        let item = item?;
+        if item.obu_type == ObuType::Metadata {
+            let view = MetadataObu::new_checked(item.bytes)?;
+            if is_ours(&view) {
+                return parse(&view).map(Some);
             }
         }
-        Ok(None)
     }
+    Ok(None)
 }
 
 /// Returns `tu` without its Mado metadata OBUs (detections and motion); every other OBU is kept byte for byte.

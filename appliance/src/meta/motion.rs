@@ -9,8 +9,7 @@
 use heapless::Vec;
 use serde::{Deserialize, Serialize};
 
-use super::{BBox, MetaError, MetadataObu, MAX_OBU_LEN, METADATA_TYPE, OBU_HEADER, TRAILING_BITS};
-use crate::av1::obu::{self, ObuType};
+use super::{emit_record, find_record, parse_record, BBox, MetaError, MetadataObu, MAX_OBU_LEN, METADATA_TYPE};
 
 /// Identifier of the motion payload: ASCII `mado-motion` and five NULs.
 pub const MOTION_ID: [u8; 16] = *b"mado-motion\0\0\0\0\0";
@@ -59,54 +58,17 @@ pub struct MotionMeta {
 impl MotionMeta {
     /// Encodes this as one complete metadata OBU.
     pub fn to_obu(&self) -> Result<Vec<u8, MAX_OBU_LEN>, MetaError> {
-        let mut body = [0u8; MAX_OBU_LEN];
-        let body = postcard::to_slice(self, &mut body).map_err(|_| MetaError::TooLarge)?;
-        let payload_len = 1 + MOTION_ID.len() + 1 + body.len() + 1;
-        let mut out: Vec<u8, MAX_OBU_LEN> = Vec::new();
-        let mut push = |bytes: &[u8]| out.extend_from_slice(bytes).map_err(|_| MetaError::TooLarge);
-        push(&[OBU_HEADER])?;
-        let mut size = std::vec::Vec::with_capacity(4);
-        obu::write_leb128(payload_len as u64, &mut size);
-        push(&size)?;
-        push(&[METADATA_TYPE])?;
-        push(&MOTION_ID)?;
-        push(&[MOTION_VERSION])?;
-        push(body)?;
-        push(&[TRAILING_BITS])?;
-        Ok(out)
+        emit_record(self, &MOTION_ID, MOTION_VERSION)
     }
 
     /// Decodes the motion metadata carried by `obu`.
     pub fn parse<T: AsRef<[u8]>>(obu: &MetadataObu<T>) -> Result<Self, MetaError> {
-        if obu.metadata_type() != u64::from(METADATA_TYPE) {
-            return Err(MetaError::OtherMetadataType(obu.metadata_type()));
-        }
-        let data = obu.data().strip_prefix(&MOTION_ID).ok_or(MetaError::NotMado)?;
-        let (&version, body) = data
-            .split_first()
-            .ok_or(MetaError::Body(postcard::Error::DeserializeUnexpectedEnd))?;
-        if version != MOTION_VERSION {
-            return Err(MetaError::UnsupportedVersion(version));
-        }
-        let (meta, rest): (Self, _) = postcard::take_from_bytes(body).map_err(MetaError::Body)?;
-        match rest.split_first() {
-            Some((&TRAILING_BITS, zeros)) if zeros.iter().all(|&b| b == 0) => Ok(meta),
-            _ => Err(MetaError::MissingTrailingBits),
-        }
+        parse_record(obu, &MOTION_ID, MOTION_VERSION)
     }
 
     /// Finds and decodes the motion metadata in one temporal unit; `Ok(None)` when it has none.
     pub fn find_in_temporal_unit(tu: &[u8]) -> Result<Option<Self>, MetaError> {
-        for item in obu::obus(tu) {
-            let item = item?;
-            if item.obu_type == ObuType::Metadata {
-                let view = MetadataObu::new_checked(item.bytes)?;
-                if view.is_mado_motion() {
-                    return Self::parse(&view).map(Some);
-                }
-            }
-        }
-        Ok(None)
+        find_record(tu, MetadataObu::is_mado_motion, Self::parse)
     }
 }
 
