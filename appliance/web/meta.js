@@ -234,24 +234,84 @@ function checkTrailingBits(bytes, pos, end) {
   }
 }
 
-/** Decodes the motion payload of a metadata OBU whose metadata_type was read at `dataAt`. */
-function decodeMotion(bytes, obu, mdType, dataAt) {
+// The two Mado records, each in a metadata OBU of its own: what identifies
+// it, its version, how its errors name it, and how its body is read.
+const DETECTIONS = {
+  id: MADO_ID,
+  version: VERSION,
+  idName: 'the Mado identifier',
+  versionName: 'metadata schema version',
+  read: readFrameMeta,
+};
+const MOTION = {
+  id: MOTION_ID,
+  version: MOTION_VERSION,
+  idName: 'the Mado motion identifier',
+  versionName: 'motion version',
+  read: readMotionMeta,
+};
+
+/**
+ * Decodes the `record` payload of the metadata OBU `obu` (from obuAt), whose
+ * metadata_type `mdType` was read at `dataAt`.
+ */
+function decodeRecord(record, bytes, obu, mdType, dataAt) {
   if (mdType !== METADATA_TYPE) {
     throw new MetaError('other-metadata-type', `metadata_type ${mdType} is not Mado's (${METADATA_TYPE})`);
   }
-  if (!startsWithId(bytes, dataAt, obu.end, MOTION_ID)) {
-    throw new MetaError('not-mado', 'payload does not start with the Mado motion identifier');
+  if (!startsWithId(bytes, dataAt, obu.end, record.id)) {
+    throw new MetaError('not-mado', `payload does not start with ${record.idName}`);
   }
-  const versionAt = dataAt + MOTION_ID.length;
+  const versionAt = dataAt + record.id.length;
   if (versionAt >= obu.end) throw new MetaError('malformed-body', 'payload ends before the version byte');
   const version = bytes[versionAt];
-  if (version !== MOTION_VERSION) {
-    throw new MetaError('unsupported-version', `motion version ${version} is not supported (this reads ${MOTION_VERSION})`);
+  if (version !== record.version) {
+    throw new MetaError('unsupported-version', `${record.versionName} ${version} is not supported (this reads ${record.version})`);
   }
   const body = new Body(bytes, versionAt + 1, obu.end);
-  const motion = readMotionMeta(body);
+  const value = record.read(body);
   checkTrailingBits(bytes, body.pos, obu.end);
-  return motion;
+  return value;
+}
+
+function metadataType(bytes, obu) {
+  const mt = readLeb128(bytes, obu.payload, obu.end);
+  if (!mt) throw new MetaError('malformed-obu', `metadata_type at byte ${obu.payload} is not a valid leb128 value`);
+  return mt;
+}
+
+/** Decodes a buffer holding exactly one metadata OBU carrying `record`. */
+function parseRecordObu(record, input) {
+  const bytes = asBytes(input);
+  const obu = obuAt(bytes, 0);
+  if (obu.type !== OBU_METADATA) throw new MetaError('not-metadata-obu', `obu_type ${obu.type} is not 5 (metadata)`);
+  if (obu.end !== bytes.length) {
+    throw new MetaError('extra-bytes', `metadata OBU has ${bytes.length - obu.end} bytes after it`);
+  }
+  const [mdType, len] = metadataType(bytes, obu);
+  return decodeRecord(record, bytes, obu, mdType, obu.payload + len);
+}
+
+/**
+ * Walks the OBUs of one temporal unit (every OBU with a size field; the RTP
+ * depacketizer has removed the temporal delimiter) and decodes the first
+ * metadata OBU carrying `record`; others are skipped. Null when there is none.
+ */
+function findRecordInTemporalUnit(record, input) {
+  const bytes = asBytes(input);
+  let pos = 0;
+  while (pos < bytes.length) {
+    const obu = obuAt(bytes, pos);
+    if (obu.type === OBU_METADATA) {
+      const [mdType, len] = metadataType(bytes, obu);
+      const dataAt = obu.payload + len;
+      if (mdType === METADATA_TYPE && startsWithId(bytes, dataAt, obu.end, record.id)) {
+        return decodeRecord(record, bytes, obu, mdType, dataAt);
+      }
+    }
+    pos = obu.end;
+  }
+  return null;
 }
 
 /**
@@ -261,14 +321,7 @@ function decodeMotion(bytes, obu, mdType, dataAt) {
  * @throws {MetaError}
  */
 export function parseMotionObu(input) {
-  const bytes = asBytes(input);
-  const obu = obuAt(bytes, 0);
-  if (obu.type !== OBU_METADATA) throw new MetaError('not-metadata-obu', `obu_type ${obu.type} is not 5 (metadata)`);
-  if (obu.end !== bytes.length) {
-    throw new MetaError('extra-bytes', `metadata OBU has ${bytes.length - obu.end} bytes after it`);
-  }
-  const [mdType, len] = metadataType(bytes, obu);
-  return decodeMotion(bytes, obu, mdType, obu.payload + len);
+  return parseRecordObu(MOTION, input);
 }
 
 /**
@@ -277,56 +330,7 @@ export function parseMotionObu(input) {
  * @throws {MetaError} when the unit or its motion OBU is malformed
  */
 export function findMotionInTemporalUnit(input) {
-  const bytes = asBytes(input);
-  let pos = 0;
-  while (pos < bytes.length) {
-    const obu = obuAt(bytes, pos);
-    if (obu.type === OBU_METADATA) {
-      const [mdType, len] = metadataType(bytes, obu);
-      const dataAt = obu.payload + len;
-      if (mdType === METADATA_TYPE && startsWithId(bytes, dataAt, obu.end, MOTION_ID)) {
-        return decodeMotion(bytes, obu, mdType, dataAt);
-      }
-    }
-    pos = obu.end;
-  }
-  return null;
-}
-
-/**
- * Decodes the Mado payload of the metadata OBU `obu` (from obuAt), whose
- * metadata_type `mdType` was read at `dataAt`.
- */
-function decodeMado(bytes, obu, mdType, dataAt) {
-  if (mdType !== METADATA_TYPE) {
-    throw new MetaError('other-metadata-type', `metadata_type ${mdType} is not Mado's (${METADATA_TYPE})`);
-  }
-  if (!startsWithId(bytes, dataAt, obu.end)) {
-    throw new MetaError('not-mado', 'payload does not start with the Mado identifier');
-  }
-  const versionAt = dataAt + MADO_ID.length;
-  if (versionAt >= obu.end) throw new MetaError('malformed-body', 'payload ends before the version byte');
-  const version = bytes[versionAt];
-  if (version !== VERSION) {
-    throw new MetaError('unsupported-version', `metadata schema version ${version} is not supported (this reads ${VERSION})`);
-  }
-  const body = new Body(bytes, versionAt + 1, obu.end);
-  const meta = readFrameMeta(body);
-  // trailing_bits(): a one bit, then zero bits up to the end of the OBU.
-  let pos = body.pos;
-  if (pos >= obu.end || bytes[pos] !== 0x80) {
-    throw new MetaError('missing-trailing-bits', 'payload does not end in AV1 trailing bits');
-  }
-  for (pos += 1; pos < obu.end; pos++) {
-    if (bytes[pos] !== 0) throw new MetaError('missing-trailing-bits', `non-zero byte after the trailing bits at byte ${pos}`);
-  }
-  return meta;
-}
-
-function metadataType(bytes, obu) {
-  const mt = readLeb128(bytes, obu.payload, obu.end);
-  if (!mt) throw new MetaError('malformed-obu', `metadata_type at byte ${obu.payload} is not a valid leb128 value`);
-  return mt;
+  return findRecordInTemporalUnit(MOTION, input);
 }
 
 /**
@@ -336,39 +340,18 @@ function metadataType(bytes, obu) {
  * @throws {MetaError}
  */
 export function parseMetadataObu(input) {
-  const bytes = asBytes(input);
-  const obu = obuAt(bytes, 0);
-  if (obu.type !== OBU_METADATA) throw new MetaError('not-metadata-obu', `obu_type ${obu.type} is not 5 (metadata)`);
-  if (obu.end !== bytes.length) {
-    throw new MetaError('extra-bytes', `metadata OBU has ${bytes.length - obu.end} bytes after it`);
-  }
-  const [mdType, len] = metadataType(bytes, obu);
-  return decodeMado(bytes, obu, mdType, obu.payload + len);
+  return parseRecordObu(DETECTIONS, input);
 }
 
 /**
- * Walks the OBUs of one temporal unit (every OBU with a size field; the RTP
- * depacketizer has removed the temporal delimiter) and decodes the first Mado
- * metadata OBU. Metadata OBUs of another type or identifier are skipped.
+ * The first Mado metadata OBU of one temporal unit, decoded; metadata OBUs
+ * of another type or identifier are skipped.
  * @param {Uint8Array} input
  * @returns {object|null} the meta, or null when the unit carries none
  * @throws {MetaError} when the unit or its Mado OBU is malformed
  */
 export function findInTemporalUnit(input) {
-  const bytes = asBytes(input);
-  let pos = 0;
-  while (pos < bytes.length) {
-    const obu = obuAt(bytes, pos);
-    if (obu.type === OBU_METADATA) {
-      const [mdType, len] = metadataType(bytes, obu);
-      const dataAt = obu.payload + len;
-      if (mdType === METADATA_TYPE && startsWithId(bytes, dataAt, obu.end)) {
-        return decodeMado(bytes, obu, mdType, dataAt);
-      }
-    }
-    pos = obu.end;
-  }
-  return null;
+  return findRecordInTemporalUnit(DETECTIONS, input);
 }
 
 /**
