@@ -50,6 +50,12 @@ const UP_MARGIN: f64 = 1.25;
 const UP_HOLD: Duration = Duration::from_secs(4);
 /// Smaller bitrate changes are not worth a reconfiguration.
 const MIN_CHANGE: f64 = 0.05;
+/// The target falls at once but rises by at most this share of itself per
+/// second since it last changed (counting at most one second): str0m's
+/// first probes put a new viewer's estimate at twice a 1 Mbit/s path for
+/// a moment, and an encoder that followed sent 60% of its packets into a
+/// full queue.
+const RISE_PER_S: f64 = 0.3;
 /// However weak one viewer's link, it lowers the target to no less than this
 /// share of what the strongest viewer could take: below that, the weak
 /// viewer stays on the base layer and the target follows the others. A
@@ -77,6 +83,8 @@ pub struct RateController {
     plan: Plan,
     /// Since when the target has been high enough for the rung above.
     up_since: Option<Instant>,
+    /// When the bitrate last changed, for the limit on rising.
+    changed_at: Option<Instant>,
 }
 
 impl RateController {
@@ -93,6 +101,7 @@ impl RateController {
                 rung: 0,
             },
             up_since: None,
+            changed_at: None,
         }
     }
 
@@ -123,7 +132,7 @@ impl RateController {
 
     /// Takes the links' latest reports; returns the new plan when it changed.
     pub fn handle_links(&mut self, now: Instant, links: &[LinkReport]) -> Option<Plan> {
-        let target = self.target_kbps(links);
+        let target = self.rise_limited(now, self.target_kbps(links));
         let fits = |rung: &Rung| rung.min_kbps <= target;
         let best = self.ladder.iter().position(fits).unwrap_or(self.ladder.len() - 1);
         let mut rung = self.plan.rung;
@@ -149,11 +158,25 @@ impl RateController {
         if rung == self.plan.rung && !changed {
             return None;
         }
+        if changed {
+            self.changed_at = Some(now);
+        }
         self.plan = Plan {
             bitrate_kbps: if changed { target } else { self.plan.bitrate_kbps },
             rung,
         };
         Some(self.plan)
+    }
+
+    /// `target`, or less when it is more than the bitrate may rise to by
+    /// `now` (see [`RISE_PER_S`]).
+    fn rise_limited(&self, now: Instant, target: u32) -> u32 {
+        let Some(at) = self.changed_at else {
+            return target;
+        };
+        let seconds = now.saturating_duration_since(at).as_secs_f64().min(1.0);
+        let most = f64::from(self.plan.bitrate_kbps) * (1.0 + RISE_PER_S * seconds);
+        target.min(most as u32)
     }
 }
 
@@ -239,28 +262,66 @@ mod tests {
         );
         // 200 kbps: the bottom rung.
         assert_eq!(c.handle_links(t0, &[link(200)]).unwrap().rung, 2);
-        // Back to 2000: the bitrate follows at once, the rungs one at a time after 4 s each.
-        let up = c.handle_links(t0 + Duration::from_secs(1), &[link(2000)]).unwrap();
-        assert_eq!(
-            up,
-            Plan {
-                bitrate_kbps: 1600,
-                rung: 2
+        // Back to 2000: the bitrate climbs (see the next test) and the
+        // rungs come back one at a time, each after its floor has been
+        // cleared by 25% for 4 s.
+        let mut rungs = vec![(0, c.plan().rung)];
+        let mut cleared: [Option<u64>; 2] = [None, None];
+        for s in 1..=20 {
+            let plan = c
+                .handle_links(t0 + Duration::from_secs(s), &[link(2000)])
+                .unwrap_or(c.plan());
+            for (rung, floor) in [(0, 600.0 * 1.25), (1, 250.0 * 1.25)] {
+                if f64::from(plan.bitrate_kbps) >= floor {
+                    cleared[rung].get_or_insert(s);
+                }
             }
+            if plan.rung != rungs.last().unwrap().1 {
+                rungs.push((s, plan.rung));
+            }
+        }
+        let [Some(top_cleared), Some(middle_cleared)] = cleared else {
+            panic!("the bitrate never climbed: {rungs:?}");
+        };
+        // One rung at a time, 4 s apart, each 4 s after its floor was cleared.
+        let [(_, 2), (middle_at, 1), (top_at, 0)] = rungs[..] else {
+            panic!("rungs {rungs:?}");
+        };
+        assert!(
+            middle_at >= middle_cleared + 4 && middle_at <= middle_cleared + 5,
+            "{rungs:?}"
         );
-        assert_eq!(c.handle_links(t0 + Duration::from_secs(4), &[link(2000)]), None);
-        assert_eq!(
-            c.handle_links(t0 + Duration::from_secs(5), &[link(2000)]).unwrap().rung,
-            1
+        assert!(
+            top_at >= top_cleared + 4 && top_at >= middle_at + 4 && top_at <= middle_at + 5,
+            "{rungs:?}"
         );
-        assert_eq!(c.handle_links(t0 + Duration::from_secs(6), &[link(2000)]), None);
-        assert_eq!(c.handle_links(t0 + Duration::from_secs(9), &[link(2000)]), None);
-        assert_eq!(
-            c.handle_links(t0 + Duration::from_secs(10), &[link(2000)])
-                .unwrap()
-                .rung,
-            0
-        );
+        assert_eq!(c.plan().bitrate_kbps, 1600);
+    }
+
+    #[test]
+    fn the_bitrate_falls_at_once_and_rises_by_at_most_30_percent_a_second() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut c = RateController::new(ladder(), 3000, 100, 1.0);
+        assert_eq!(c.handle_links(at(0), &[link(1000)]).unwrap().bitrate_kbps, 800);
+        // A probe's spike to 2.5 Mbit/s half a second later: 15% more, not 2000.
+        assert_eq!(c.handle_links(at(500), &[link(2500)]).unwrap().bitrate_kbps, 919);
+        // Back down to 1000 at once.
+        assert_eq!(c.handle_links(at(600), &[link(1000)]).unwrap().bitrate_kbps, 800);
+        // A steady 2500 is reached step by step, never more than 30% a second.
+        let mut kbps = 800;
+        let mut ms = 600;
+        while kbps < 2000 {
+            ms += 500;
+            let next = c.handle_links(at(ms), &[link(2500)]).unwrap().bitrate_kbps;
+            assert!(
+                next > kbps && f64::from(next) <= f64::from(kbps) * 1.15 + 1.0,
+                "{kbps} -> {next}"
+            );
+            kbps = next;
+        }
+        assert_eq!(kbps, 2000);
+        assert!(ms <= 600 + 4000, "2000 kbps only after {ms} ms");
     }
 
     #[test]
@@ -271,7 +332,7 @@ mod tests {
         c.handle_links(t0 + Duration::from_secs(1), &[link(2000)]);
         c.handle_links(t0 + Duration::from_secs(3), &[link(500)]); // not enough for the top rung
         c.handle_links(t0 + Duration::from_secs(4), &[link(2000)]);
-        assert_eq!(c.handle_links(t0 + Duration::from_secs(6), &[link(2000)]), None);
+        c.handle_links(t0 + Duration::from_secs(6), &[link(2000)]);
         assert_eq!(c.plan().rung, 1);
     }
 
@@ -281,7 +342,12 @@ mod tests {
         let t = Instant::now();
         assert_eq!(c.handle_links(t, &[link(2450)]), None); // 1960 usable: within 5% of 2000
         assert_eq!(c.handle_links(t, &[link(50)]).unwrap().bitrate_kbps, 100);
-        assert_eq!(c.handle_links(t, &[link(90_000)]).unwrap().bitrate_kbps, 2000);
+        let mut later = t;
+        while c.plan().bitrate_kbps < 2000 {
+            later += Duration::from_secs(1);
+            c.handle_links(later, &[link(90_000)]);
+        }
+        assert_eq!(c.plan().bitrate_kbps, 2000);
     }
 
     #[test]

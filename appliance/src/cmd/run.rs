@@ -488,7 +488,13 @@ impl Driver<'_> {
                     self.sent_bytes += contents.len() as u64;
                     self.egress.on_transmit(Instant::now(), &contents);
                 }
-                HubOutput::ForceKeyframe => self.pipeline.request_keyframe(),
+                HubOutput::ForceKeyframe => {
+                    // A keyframe is forced when a viewer joins: its link
+                    // counts from now, so the target follows it first and
+                    // the keyframe is made at the rate that link can take.
+                    self.adapt(Instant::now());
+                    self.pipeline.request_keyframe();
+                }
             }
         }
     }

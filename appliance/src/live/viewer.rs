@@ -56,6 +56,9 @@ pub(super) struct Viewer {
     link: Option<LinkReport>,
     /// The most the pacer sends at, for str0m's probing target.
     pacing: Bitrate,
+    /// The estimate str0m starts from: the viewer's link until the first
+    /// real estimate arrives.
+    start: Bitrate,
     /// A viewer that has not connected by then is dropped, so an offer with
     /// no usable candidate, or a client that left, gives its slot back.
     connect_by: Instant,
@@ -79,6 +82,12 @@ const MAX_REMOTES: usize = 4;
 /// would flood a narrow link before the first feedback arrives, and the
 /// controller would then creep back up from far below the link's rate.
 const START_ESTIMATE_KBPS: u32 = 1000;
+/// Sent packets kept for resending: str0m's defaults (1024 packets, 3 s) ...
+const RTX_CACHE_PACKETS: usize = 1024;
+/// ... see [`RTX_CACHE_PACKETS`].
+const RTX_CACHE_AGE: Duration = Duration::from_secs(3);
+/// ... but resends may take up to this share of what is sent (str0m: 0.15).
+const RTX_RATIO_CAP: f32 = 0.4;
 
 impl Viewer {
     /// Answers `offer`; the viewer is ready for datagrams once this returns.
@@ -137,6 +146,14 @@ impl Viewer {
         let (Some(pt), true) = (pt, sends) else {
             return Err(WhepError::NoAv1Video);
         };
+        // str0m stops answering NACKs once resends pass 15% of what it sends;
+        // on a link that has just lost a fifth of a burst (a join keyframe
+        // behind a probe), the lost packets were then never repaired and the
+        // picture froze until the next keyframe (2 to 4 s; Chromium asks for
+        // none that soon). Repairing costs less than a keyframe.
+        if let Some(stream) = rtc.direct_api().stream_tx_by_mid(mid, None) {
+            stream.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(RTX_RATIO_CAP));
+        }
         let next_timeout = match rtc.poll_output() {
             Ok(Output::Timeout(t)) => t,
             _ => now,
@@ -150,6 +167,7 @@ impl Viewer {
             next_timeout,
             link: None,
             pacing,
+            start,
             connect_by: now + CONNECT_DEADLINE,
             remotes: Vec::new(),
             keyframe_budget: KeyframeBudget::new(now),
@@ -271,6 +289,18 @@ impl Viewer {
                 Ok(Output::Event(event)) => match event {
                     Event::Connected => {
                         self.connected = true;
+                        // Until its first estimate the viewer counts at the
+                        // estimate str0m starts from, so the keyframe it is
+                        // about to get is sized for that, not for the
+                        // encoder's ceiling (a 1 Mbit/s link froze for 2 to 4 s
+                        // on a join keyframe made at 3 Mbit/s).
+                        if self.link.is_none() {
+                            self.link = Some(LinkReport {
+                                estimate_kbps: u32::try_from(self.start.as_u64() / 1000).unwrap_or(u32::MAX),
+                                loss: 0.0,
+                                base_only: false,
+                            });
+                        }
                         out.push(ViewerOutput::Connected);
                     }
                     Event::KeyframeRequest(_) => out.push(ViewerOutput::KeyframeWanted),

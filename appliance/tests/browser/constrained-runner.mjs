@@ -64,9 +64,12 @@ try {
   const first = await page.evaluate(() => performance.now());
   const sample = async (phase) => {
     const s = await getStatus(base);
+    const v = await page.evaluate(() => window.madoTest.refresh());
     result.samples.push({ phase, t: Math.round((await page.evaluate(() => performance.now())) - first), sent: s.sent_kbps, encoded: s.bitrate_kbps,
       target: s.encoder.target_kbps, size: `${s.encoder.width}x${s.encoder.height}`, fps: s.encoder.fps,
-      estimate: s.links[0]?.estimate_kbps, loss: s.links[0]?.loss });
+      estimate: s.links[0]?.estimate_kbps, loss: s.links[0]?.loss,
+      // The receiver's side: packets lost, NACKs and PLIs sent, keyframes and freezes seen.
+      rx: { lost: v.packetsLost, decoded: v.framesDecoded, ...v.recovery } });
   };
   for (let i = 0; i < CONSTRAINED_S; i++) {
     await sleep(1000);
@@ -79,20 +82,32 @@ try {
     await sample('10mbit');
   }
   const presented = await page.evaluate(() => window.madoTest.presented());
-  // Longest wait between presented frames, after the first 5 s.
-  let longest = 0;
-  for (let i = 1; i < presented.length; i++) {
-    if (presented[i] - first > 5000) longest = Math.max(longest, presented[i] - presented[i - 1]);
-  }
+  // Longest wait between presented frames in the first 5 s (while the
+  // congestion controller finds the link) and after, and every wait over
+  // 400 ms with the time it ended (ms after the first frame).
+  const longest = { start: 0, after: 0 };
+  const gaps = [];
   const end = await page.evaluate(() => performance.now());
-  longest = Math.max(longest, end - presented[presented.length - 1]);
-  Object.assign(result, { ok: true, frames: presented.length, longestGapMs: Math.round(longest), liftedAtMs: Math.round(lifted - first) });
+  for (const [i, t] of [...presented.slice(1), end].entries()) {
+    const gap = t - presented[i];
+    const phase = t - first <= 5000 ? 'start' : 'after';
+    longest[phase] = Math.max(longest[phase], gap);
+    if (gap > 400) gaps.push({ endedAtMs: Math.round(t - first), gapMs: Math.round(gap) });
+  }
+  Object.assign(result, {
+    ok: true,
+    frames: presented.length,
+    longestStartGapMs: Math.round(longest.start),
+    longestGapMs: Math.round(longest.after),
+    gaps,
+    liftedAtMs: Math.round(lifted - first),
+  });
 } catch (e) {
   result.error = e.stack || String(e);
 } finally {
   if (browser) await browser.close().catch(() => {});
   if (mado) mado.kill('SIGTERM');
   if (state) rmSync(state.dir, { recursive: true, force: true });
-  result.madoLog = log.slice(-4000);
+  result.madoLog = log.length > 8000 ? `${log.slice(0, 4000)}\n[…]\n${log.slice(-4000)}` : log;
   console.log(`MADO-LINK-RESULT ${JSON.stringify(result)}`);
 }
