@@ -7,6 +7,7 @@
 //   stats.js       getStats and /api/status polling, the stats object, the panel
 //   events.js      the event list and clip playback with each frame's boxes
 //   zones.js       event zones drawn on the picture, and their editor
+//   account.js     API tokens and the password, for a person logged in
 //   overlay-check.js  ?check=overlay only
 //   test-hooks.js  window.madoTest, injected by the tests, never imported here
 // See README.md.
@@ -18,6 +19,7 @@ import { drawTimeline } from './timeline.js';
 import { pollStats, pollStatus, renderStats } from './stats.js';
 import { startEvents } from './events.js';
 import { startZones } from './zones.js';
+import { startAccount } from './account.js';
 
 const TICK_MS = 1000; // stats and status polling
 
@@ -51,3 +53,4 @@ tick();
 connect();
 startEvents();
 startZones();
+startAccount();

@@ -168,6 +168,26 @@ impl Store {
         write_private(&self.tokens_path(), list.to_text().as_bytes())
     }
 
+    /// A new API token called `name`, stored hashed: the token (shown to
+    /// its owner once) and the list now. A bad or taken name is a
+    /// [`tokens::TokenError`] inside the error.
+    pub fn create_token(&self, name: &str) -> anyhow::Result<(String, tokens::TokenList)> {
+        let mut list = self.tokens()?;
+        let token = tokens::generate(&random()?);
+        list.add(name, &token)?;
+        self.save_tokens(&list)?;
+        Ok((token, list))
+    }
+
+    /// Removes the API token called `name`; the list now. An unknown name
+    /// is a [`tokens::TokenError`] inside the error.
+    pub fn revoke_token(&self, name: &str) -> anyhow::Result<tokens::TokenList> {
+        let mut list = self.tokens()?;
+        list.revoke(name)?;
+        self.save_tokens(&list)?;
+        Ok(list)
+    }
+
     /// Creates the self-signed certificate when it is missing; returns its
     /// paths and whether it was made now.
     pub fn ensure_self_signed(&self) -> anyhow::Result<(PathBuf, PathBuf, bool)> {
@@ -322,19 +342,14 @@ pub fn command(config: &Config, command: AuthCommand) -> anyhow::Result<ExitCode
             println!("mado: password set ({dir}/password)");
         }
         AuthCommand::TokenCreate(name) => {
-            let mut list = store.tokens()?;
-            let token = tokens::generate(&random()?);
-            list.add(&name, &token)?;
-            store.save_tokens(&list)?;
+            let (token, _) = store.create_token(&name)?;
             println!("{token}");
             eprintln!(
                 "mado: token {name:?} created; it is shown only now (send it as `Authorization: Bearer <token>`)"
             );
         }
         AuthCommand::TokenRevoke(name) => {
-            let mut list = store.tokens()?;
-            list.revoke(&name)?;
-            store.save_tokens(&list)?;
+            store.revoke_token(&name)?;
             println!("mado: token {name:?} revoked");
         }
         AuthCommand::TokenList => {

@@ -150,6 +150,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../web/zones.js"),
     ),
     (
+        "/account.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/account.js"),
+    ),
+    (
         "/check.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web/check.js"),
@@ -389,6 +394,12 @@ async fn handle(req: Request<Incoming>, state: Arc<HttpState>, client: IpAddr) -
             .body(Full::new(Bytes::new()))
             .expect("valid response"),
         (&Method::GET | &Method::HEAD, "/api/status") => status(&state),
+        (&Method::GET, "/api/tokens") => super::account::list_tokens(gate, req.headers()),
+        (&Method::POST, "/api/tokens") => super::account::create_token(gate, req).await,
+        (&Method::DELETE, p) if p.starts_with("/api/tokens/") => {
+            super::account::revoke_token(gate, req.headers(), &p["/api/tokens/".len()..])
+        }
+        (&Method::POST, "/api/password") => super::account::change_password(gate, req, client).await,
         (&Method::PUT, "/api/events/zones") => zones_put(req, &state).await,
         (&Method::POST, WHEP_PATH) => whep_post(req, &state).await,
         (&Method::DELETE, p) if p.starts_with("/whep/") => whep_delete(&p["/whep/".len()..], &state).await,

@@ -77,6 +77,31 @@ fn reply(status: StatusCode, message: &str) -> Reply {
         .expect("valid response")
 }
 
+/// A small JSON body (a login, a password change, a token's name): read
+/// within [`LOGIN_BODY_TIMEOUT`], at most [`MAX_LOGIN_BYTES`]; `expected`
+/// says what it should have been when it is not.
+pub(super) async fn small_json<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+    expected: &str,
+) -> Result<T, Reply> {
+    let collect = async { Some(Limited::new(req.into_body(), MAX_LOGIN_BYTES).collect().await) };
+    let deadline = async {
+        smol::Timer::after(LOGIN_BODY_TIMEOUT).await;
+        None
+    };
+    let body = match futures_lite::future::or(collect, deadline).await {
+        Some(Ok(body)) => body.to_bytes(),
+        Some(Err(_)) => return Err(reply(StatusCode::PAYLOAD_TOO_LARGE, "the body is too large")),
+        None => return Err(reply(StatusCode::REQUEST_TIMEOUT, "the body did not arrive in time")),
+    };
+    serde_json::from_slice(&body).map_err(|_| reply(StatusCode::BAD_REQUEST, &format!("expected JSON: {expected}")))
+}
+
+/// A JSON error reply: `{"error": message}`.
+pub(super) fn refusal(status: StatusCode, message: &str) -> Reply {
+    reply(status, message)
+}
+
 fn header(headers: &HeaderMap, name: hyper::header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -262,23 +287,32 @@ impl Gate {
                 "auth.mode is \"none\": there is nothing to log in to",
             );
         }
-        let collect = async { Some(Limited::new(req.into_body(), MAX_LOGIN_BYTES).collect().await) };
-        let deadline = async {
-            smol::Timer::after(LOGIN_BODY_TIMEOUT).await;
-            None
-        };
-        let body = match futures_lite::future::or(collect, deadline).await {
-            Some(Ok(body)) => body.to_bytes(),
-            Some(Err(_)) => return reply(StatusCode::PAYLOAD_TOO_LARGE, "the login body is too large"),
-            None => return reply(StatusCode::REQUEST_TIMEOUT, "the login body did not arrive in time"),
-        };
         #[derive(serde::Deserialize)]
         struct Login {
             password: String,
         }
-        let Ok(Login { password: given }) = serde_json::from_slice::<Login>(&body) else {
-            return reply(StatusCode::BAD_REQUEST, "expected JSON: {\"password\": \"...\"}");
+        let given = match small_json::<Login>(req, "{\"password\": \"...\"}").await {
+            Ok(Login { password }) => password,
+            Err(refused) => return refused,
         };
+        if let Err(refused) = self.check_password(client, given).await {
+            return refused;
+        }
+        let Ok(mut inner) = self.inner.lock() else {
+            return reply(StatusCode::INTERNAL_SERVER_ERROR, "the login state is broken");
+        };
+        let changed = modified(&self.store.password_path());
+        if changed != inner.password_changed {
+            inner.password_changed = changed;
+            inner.sessions.end_all();
+        }
+        tracing::info!(%client, "login");
+        self.new_session(&mut inner)
+    }
+
+    /// Checks `given` against the stored password under the login rate
+    /// limit (one check at a time); `Err` is the reply that refuses it.
+    pub(super) async fn check_password(&self, client: IpAddr, given: String) -> Result<(), Reply> {
         let _turn = self.verifying.lock().await;
         let checked = self
             .inner
@@ -294,60 +328,97 @@ impl Gate {
                     &format!("too many wrong passwords: try again in {seconds} s"),
                 );
                 refused.headers_mut().insert(RETRY_AFTER, seconds.into());
-                return refused;
+                return Err(refused);
             }
-            Err(_) => return reply(StatusCode::INTERNAL_SERVER_ERROR, "the login state is broken"),
+            Err(_) => return Err(reply(StatusCode::INTERNAL_SERVER_ERROR, "the login state is broken")),
         }
         let stored = match self.store.password_hash() {
             Ok(Some(stored)) => stored,
             Ok(None) => {
-                return reply(
+                return Err(reply(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "no password is set: run `mado auth init`",
-                )
+                ))
             }
             Err(e) => {
                 tracing::error!("{e:#}");
-                return reply(StatusCode::INTERNAL_SERVER_ERROR, "the password file cannot be read");
+                return Err(reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the password file cannot be read",
+                ));
             }
         };
         let verdict = smol::unblock(move || password::verify(&given, &stored)).await;
         let Ok(mut inner) = self.inner.lock() else {
-            return reply(StatusCode::INTERNAL_SERVER_ERROR, "the login state is broken");
+            return Err(reply(StatusCode::INTERNAL_SERVER_ERROR, "the login state is broken"));
         };
-        let now = Instant::now();
         match verdict {
             Ok(true) => {
                 inner.limiter.succeeded(client);
-                let changed = modified(&self.store.password_path());
-                if changed != inner.password_changed {
-                    inner.password_changed = changed;
-                    inner.sessions.end_all();
-                }
-                let id = inner.sessions.create(now);
-                self.save(&mut inner);
-                let max_age = inner.sessions.config().max_age.as_secs();
-                tracing::info!(%client, "login");
-                Response::builder()
-                    .status(StatusCode::NO_CONTENT)
-                    .header(SET_COOKIE, self.cookie(&id, max_age))
-                    .header("cache-control", "no-store")
-                    .body(Full::new(Bytes::new()))
-                    .expect("valid response")
+                Ok(())
             }
             Ok(false) => {
-                inner.limiter.failed(client, now);
+                inner.limiter.failed(client, Instant::now());
                 tracing::warn!(%client, "wrong password");
-                reply(StatusCode::UNAUTHORIZED, "wrong password")
+                Err(reply(StatusCode::UNAUTHORIZED, "wrong password"))
             }
             Err(e) => {
                 tracing::error!("checking the password: {e}");
-                reply(
+                Err(reply(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "the stored password hash is unreadable",
-                )
+                ))
             }
         }
+    }
+
+    /// 204 with a new session's cookie.
+    fn new_session(&self, inner: &mut Inner) -> Reply {
+        let id = inner.sessions.create(Instant::now());
+        self.save(inner);
+        let max_age = inner.sessions.config().max_age.as_secs();
+        Response::builder()
+            .status(StatusCode::NO_CONTENT)
+            .header(SET_COOKIE, self.cookie(&id, max_age))
+            .header("cache-control", "no-store")
+            .body(Full::new(Bytes::new()))
+            .expect("valid response")
+    }
+
+    /// Whether the request comes from a person logged in (a session), not a
+    /// script's API token: only a person manages tokens and the password,
+    /// so a token that leaked cannot mint more or lock the owner out.
+    pub(super) fn is_person(&self, headers: &HeaderMap) -> bool {
+        self.mode == AuthMode::Password && bearer(headers).is_none() && self.authorized(headers)
+    }
+
+    /// Whether there is a login at all (`auth.mode = "password"`).
+    pub(super) fn has_login(&self) -> bool {
+        self.mode == AuthMode::Password
+    }
+
+    /// The state directory's files.
+    pub(super) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The token list changed (created or revoked here): it counts at once.
+    pub(super) fn tokens_changed(&self, list: TokenList) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.tokens = (modified(&self.store.tokens_path()), list);
+        }
+    }
+
+    /// The password changed: every session ends but a new one for the
+    /// person who changed it (204 with its cookie).
+    pub(super) fn password_changed(&self) -> Reply {
+        let Ok(mut inner) = self.inner.lock() else {
+            return reply(StatusCode::INTERNAL_SERVER_ERROR, "the login state is broken");
+        };
+        inner.password_changed = modified(&self.store.password_path());
+        inner.sessions.end_all();
+        tracing::info!("the password was changed on the dashboard: every other session ends");
+        self.new_session(&mut inner)
     }
 
     /// `POST /api/logout`: ends the session and clears the cookie.

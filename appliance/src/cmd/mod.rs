@@ -2,6 +2,7 @@
 //! files, the clock and threads live here and in the pipeline's thread
 //! runner; everything they drive takes time as an argument.
 
+mod account;
 pub mod auth;
 mod board_io;
 pub mod cameras;

@@ -3,7 +3,9 @@
 // right one opens the dashboard, which plays the live video with its boxes;
 // a reload stays logged in; logging out returns to the login page and the
 // API refuses the old session. Then the same over HTTPS, with Chromium
-// trusting only the device's generated certificate: a secure context.
+// trusting only the device's generated certificate: a secure context. And
+// the account section: an API token made (shown once), used and revoked,
+// and the password changed, on the dashboard.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
@@ -109,5 +111,60 @@ test('over HTTPS with the generated certificate the dashboard is a secure contex
   } finally {
     await tlsBrowser?.close();
     await secure.stop();
+  }
+});
+
+test('a person logged in makes and revokes an API token and changes the password on the dashboard', { timeout: 150_000 }, async () => {
+  const page = await browser.context.newPage();
+  try {
+    await logInWithTheForm(page, server.baseUrl);
+    await page.waitForSelector('#account-toggle:not([hidden])');
+    await page.click('#account-toggle');
+    await page.waitForSelector('#token-list li[data-name="tests"]');
+
+    // A token, shown once on the screen, works for a script at once.
+    await page.fill('#token-name', 'nvr');
+    await page.click('#token-create');
+    await page.waitForSelector('#token-new:not([hidden])');
+    const token = (await page.textContent('#token-new')).trim();
+    assert.match(token, /^mado_[0-9a-f]{64}$/);
+    assert.match(await page.textContent('#token-message'), /not shown again/);
+    await page.waitForSelector('#token-list li[data-name="nvr"]');
+    const asScript = async () =>
+      (await fetch(`${server.baseUrl}/api/status`, { headers: { authorization: `Bearer ${token}` } })).status;
+    assert.equal(await asScript(), 200);
+    // A taken name: the server's refusal, as it says it.
+    await page.fill('#token-name', 'nvr');
+    await page.click('#token-create');
+    await page.waitForFunction(() => /exists already/.test(document.getElementById('token-message').textContent));
+    assert.equal(await page.isVisible('#token-new'), false, 'no token shown for a refused name');
+
+    // Revoked from the list: the script is refused.
+    await page.click('#token-list li[data-name="nvr"] button');
+    await page.waitForSelector('#token-list li[data-name="nvr"]', { state: 'detached' });
+    assert.equal(await asScript(), 401);
+
+    // The password: a wrong current one is refused, the right one changes it.
+    await page.fill('#pw-current', 'not the password');
+    await page.fill('#pw-new', 'a brand new password');
+    await page.fill('#pw-again', 'a brand new password');
+    await page.click('#pw-change');
+    await page.waitForFunction(() => /wrong password/.test(document.getElementById('pw-message').textContent));
+    await page.fill('#pw-current', PASSWORD);
+    await page.fill('#pw-new', 'a brand new password');
+    await page.fill('#pw-again', 'a brand new password');
+    await page.click('#pw-change');
+    await page.waitForFunction(() => /Password changed/.test(document.getElementById('pw-message').textContent));
+    assert.equal(await page.evaluate(async () => (await fetch('/api/status')).status), 200, 'this session goes on');
+    const login = async (password) =>
+      (await fetch(`${server.baseUrl}/api/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ password }),
+      })).status;
+    assert.equal(await login(PASSWORD), 401, 'the old password is refused');
+    assert.equal(await login('a brand new password'), 204);
+  } finally {
+    await page.close();
   }
 });
