@@ -40,21 +40,21 @@ fn no_content() -> Reply {
         .expect("valid response")
 }
 
-/// `Err` is the refusal for anyone but a person logged in.
-fn person(gate: &Gate, headers: &HeaderMap) -> Result<(), Reply> {
+/// The refusal for anyone but a person logged in.
+fn refuse_all_but_a_person(gate: &Gate, headers: &HeaderMap) -> Option<Reply> {
     if !gate.has_login() {
-        return Err(refusal(
+        return Some(refusal(
             StatusCode::CONFLICT,
             "auth.mode is \"none\": there is no password and tokens are not needed",
         ));
     }
     if !gate.is_person(headers) {
-        return Err(refusal(
+        return Some(refusal(
             StatusCode::FORBIDDEN,
             "only a person logged in on the dashboard manages tokens and the password, not an API token",
         ));
     }
-    Ok(())
+    None
 }
 
 fn names(list: &TokenList) -> serde_json::Value {
@@ -78,7 +78,7 @@ fn token_failure(e: &anyhow::Error) -> Reply {
 
 /// `GET /api/tokens`: the tokens' names (a token itself is never shown again).
 pub fn list_tokens(gate: &Gate, headers: &HeaderMap) -> Reply {
-    if let Err(refused) = person(gate, headers) {
+    if let Some(refused) = refuse_all_but_a_person(gate, headers) {
         return refused;
     }
     match gate.store().tokens() {
@@ -89,7 +89,7 @@ pub fn list_tokens(gate: &Gate, headers: &HeaderMap) -> Reply {
 
 /// `POST /api/tokens` with `{"name": ...}`: the new token, shown this once.
 pub async fn create_token(gate: &Gate, req: Request<Incoming>) -> Reply {
-    if let Err(refused) = person(gate, req.headers()) {
+    if let Some(refused) = refuse_all_but_a_person(gate, req.headers()) {
         return refused;
     }
     #[derive(serde::Deserialize)]
@@ -115,7 +115,7 @@ pub async fn create_token(gate: &Gate, req: Request<Incoming>) -> Reply {
 
 /// `DELETE /api/tokens/NAME`.
 pub fn revoke_token(gate: &Gate, headers: &HeaderMap, name: &str) -> Reply {
-    if let Err(refused) = person(gate, headers) {
+    if let Some(refused) = refuse_all_but_a_person(gate, headers) {
         return refused;
     }
     match gate.store().revoke_token(name) {
@@ -131,7 +131,7 @@ pub fn revoke_token(gate: &Gate, headers: &HeaderMap, name: &str) -> Reply {
 /// `POST /api/password` with `{"current": ..., "new": ...}`: the current
 /// password is checked under the login rate limit.
 pub async fn change_password(gate: &Gate, req: Request<Incoming>, client: IpAddr) -> Reply {
-    if let Err(refused) = person(gate, req.headers()) {
+    if let Some(refused) = refuse_all_but_a_person(gate, req.headers()) {
         return refused;
     }
     #[derive(serde::Deserialize)]
