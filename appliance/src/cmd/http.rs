@@ -1,6 +1,7 @@
 //! The HTTP side of live view: dashboard assets, the WHEP endpoint and the
 //! status API, served with hyper on smol.
 
+use super::body::BodyError;
 use super::login::Gate;
 use super::status::Status;
 use std::collections::HashMap;
@@ -14,9 +15,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_lite::io::{AsyncRead, AsyncWrite};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use hyper::header::{CONTENT_TYPE, LOCATION};
 use hyper::{Method, Request, Response, StatusCode};
 use mado::live::{check_content_type, check_offer, ViewerId, WhepError, MAX_OFFER_BYTES, SDP_CONTENT_TYPE};
 use smol_hyper::rt::{FuturesIo, SmolTimer};
@@ -463,26 +464,11 @@ async fn whep_post(req: Request<Incoming>, state: &HttpState) -> Reply {
     if let Err(e) = check_content_type(content_type.as_deref()) {
         return error(&e);
     }
-    let announced = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|len| len > MAX_OFFER_BYTES as u64) {
-        return error(&WhepError::TooLarge);
-    }
-    let collect = async { Some(Limited::new(req.into_body(), MAX_OFFER_BYTES).collect().await) };
-    let deadline = async {
-        smol::Timer::after(BODY_TIMEOUT).await;
-        None
-    };
-    let body = match futures_lite::future::or(collect, deadline).await {
-        Some(Ok(body)) => body.to_bytes(),
-        Some(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return error(&WhepError::TooLarge)
-        }
-        Some(Err(e)) => return text(StatusCode::BAD_REQUEST, format!("reading the offer failed: {e}")),
-        None => return text(StatusCode::REQUEST_TIMEOUT, "the offer did not arrive in time"),
+    let body = match super::body::read(req, MAX_OFFER_BYTES, BODY_TIMEOUT).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => return error(&WhepError::TooLarge),
+        Err(BodyError::Broken(e)) => return text(StatusCode::BAD_REQUEST, format!("reading the offer failed: {e}")),
+        Err(BodyError::TimedOut) => return text(StatusCode::REQUEST_TIMEOUT, "the offer did not arrive in time"),
     };
     let offer = match check_offer(content_type.as_deref(), &body) {
         Ok(offer) => offer,

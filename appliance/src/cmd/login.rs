@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HOST, LOCATION, ORIGIN, RETRY_AFTER, SET_COOKIE};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
@@ -16,6 +16,7 @@ use mado::auth::{password, HostRules, LimiterConfig, LoginLimiter, SessionConfig
 use mado::config::{AuthMode, Config};
 
 use super::auth::Store;
+use super::body::BodyError;
 
 type Reply = Response<Full<Bytes>>;
 
@@ -84,15 +85,13 @@ pub(super) async fn small_json<T: serde::de::DeserializeOwned>(
     req: Request<Incoming>,
     expected: &str,
 ) -> Result<T, Reply> {
-    let collect = async { Some(Limited::new(req.into_body(), MAX_LOGIN_BYTES).collect().await) };
-    let deadline = async {
-        smol::Timer::after(LOGIN_BODY_TIMEOUT).await;
-        None
-    };
-    let body = match futures_lite::future::or(collect, deadline).await {
-        Some(Ok(body)) => body.to_bytes(),
-        Some(Err(_)) => return Err(reply(StatusCode::PAYLOAD_TOO_LARGE, "the body is too large")),
-        None => return Err(reply(StatusCode::REQUEST_TIMEOUT, "the body did not arrive in time")),
+    let body = match super::body::read(req, MAX_LOGIN_BYTES, LOGIN_BODY_TIMEOUT).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => return Err(reply(StatusCode::PAYLOAD_TOO_LARGE, "the body is too large")),
+        Err(BodyError::Broken(e)) => {
+            return Err(reply(StatusCode::BAD_REQUEST, &format!("reading the body failed: {e}")))
+        }
+        Err(BodyError::TimedOut) => return Err(reply(StatusCode::REQUEST_TIMEOUT, "the body did not arrive in time")),
     };
     serde_json::from_slice(&body).map_err(|_| reply(StatusCode::BAD_REQUEST, &format!("expected JSON: {expected}")))
 }

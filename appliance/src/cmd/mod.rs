@@ -5,6 +5,7 @@
 mod account;
 pub mod auth;
 mod board_io;
+mod body;
 pub mod cameras;
 mod events;
 mod events_http;

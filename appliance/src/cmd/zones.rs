@@ -8,11 +8,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::CONTENT_TYPE;
 use hyper::{Request, Response, StatusCode};
 use mado::events::Zone;
+
+use super::body::BodyError;
 
 type Reply = Response<Full<Bytes>>;
 
@@ -53,24 +55,13 @@ pub async fn receive(req: Request<Incoming>, file: &Path, timeout: Duration) -> 
             format!("zones: the list may be at most {MAX_ZONES_BYTES} bytes"),
         )
     };
-    let announced = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|len| len > MAX_ZONES_BYTES as u64) {
-        return Err(too_large());
-    }
-    let collect = async { Some(Limited::new(req.into_body(), MAX_ZONES_BYTES).collect().await) };
-    let deadline = async {
-        smol::Timer::after(timeout).await;
-        None
-    };
-    let body = match futures_lite::future::or(collect, deadline).await {
-        Some(Ok(body)) => body.to_bytes(),
-        Some(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(too_large()),
-        Some(Err(e)) => return Err(plain(StatusCode::BAD_REQUEST, format!("reading the zones failed: {e}"))),
-        None => return Err(plain(StatusCode::REQUEST_TIMEOUT, "the zones did not arrive in time")),
+    let body = match super::body::read(req, MAX_ZONES_BYTES, timeout).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => return Err(too_large()),
+        Err(BodyError::Broken(e)) => {
+            return Err(plain(StatusCode::BAD_REQUEST, format!("reading the zones failed: {e}")))
+        }
+        Err(BodyError::TimedOut) => return Err(plain(StatusCode::REQUEST_TIMEOUT, "the zones did not arrive in time")),
     };
     let zones = parse(&body).map_err(|e| plain(StatusCode::BAD_REQUEST, e))?;
     let json = serde_json::to_string(&zones)
