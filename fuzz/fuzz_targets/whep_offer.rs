@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
         keyframe_min_interval: Duration::from_millis(300),
         pacing_kbps: 0,
     };
-    let mut hub = Hub::new(config, 7);
+    let mut hub = Hub::new(config, [7; 32]);
     let mut now = Instant::now();
     match hub.add_viewer(now, offer) {
         Ok((id, answer)) => {
