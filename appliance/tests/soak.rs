@@ -298,10 +298,10 @@ fn two_hundred_abandoned_offers_then_a_real_viewer_still_gets_in() {
     }
 }
 
-/// The long soak, not run by default: `mado run` at 1280x720 (with the
-/// detector when the model and runtime are installed) while four viewers
-/// join and leave every few seconds; reports the server's RSS slope and
-/// descriptor count. `MADO_SOAK_MINUTES` sets the length (30 by default):
+/// The long soak, not run by default: `mado run` on 1280x720 street
+/// footage (`scripts/fetch-footage`) with the detector on (the SSD model and
+/// the LiteRT runtime from `scripts/models/fetch-runtime`) while four viewers join and leave every
+/// few seconds; reports the server's RSS slope and descriptor count. `MADO_SOAK_MINUTES` sets the length (30 by default):
 ///
 /// ```sh
 /// MADO_SOAK_MINUTES=30 cargo test -p mado --test soak -- --ignored --nocapture long_soak
@@ -317,8 +317,34 @@ fn long_soak() {
         .parent()
         .unwrap()
         .to_owned();
-    let server = Server::start_with(&["--size", "1280x720"], |c| {
-        c.current_dir(&repo).env("MADO_LOG", "info");
+    let library = mado::detect::litert_library(&repo);
+    assert!(
+        library.exists(),
+        "{} is missing: run scripts/models/fetch-runtime",
+        library.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mado.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[detect]\nmodel = {:?}\nruntime = {:?}\n",
+            repo.join("models/ssd_mobilenetv2_oidv4.toml").display().to_string(),
+            library.display().to_string()
+        ),
+    )
+    .unwrap();
+    // Street footage: the test pattern labels itself, and the detector
+    // would never run.
+    let footage = repo.join("target/footage/vtest-1280x720.y4m");
+    assert!(
+        footage.exists(),
+        "{} is missing: run scripts/fetch-footage",
+        footage.display()
+    );
+    let source = format!("file:{}", footage.display());
+    let server = Server::start_with(&["--source", &source], |c| {
+        c.env("MADO_LOG", "info").env("MADO_CONFIG", &config);
     });
     let end = Instant::now() + Duration::from_secs_f64(minutes * 60.0);
     let start = Instant::now();
@@ -365,4 +391,8 @@ fn long_soak() {
         status["detections_run"],
     );
     assert_eq!(status["viewers"], 0, "every session was ended");
+    assert!(
+        status["detections_run"].as_u64().unwrap_or(0) > 0,
+        "the detector ran: {status}"
+    );
 }
