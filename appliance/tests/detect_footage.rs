@@ -3,39 +3,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
 use common::{mado, read_ivf, run_ok};
 use serde_json::Value;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 #[test]
 fn people_are_detected_in_street_footage_and_carried_in_the_stream() {
-    let footage = workspace().join("target/footage/vtest-768x576.y4m");
-    assert!(
-        footage.exists(),
-        "{} is missing: run scripts/fetch-footage",
-        footage.display()
-    );
-    let library = mado::detect::litert_library(&workspace());
-    assert!(
-        library.exists(),
-        "{} is missing: run scripts/models/fetch-runtime",
-        library.display()
-    );
+    let footage = common::footage("vtest-768x576.y4m");
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("mado.toml");
-    let manifest = workspace().join("models/ssd_mobilenetv2_oidv4.toml");
     std::fs::write(
         &config,
-        format!(
-            "[detect]\nmodel = {:?}\nruntime = {:?}\nmode = \"exact\"\nmax_rate = 1000.0\n",
-            manifest.display().to_string(),
-            library.display().to_string()
-        ),
+        format!("{}mode = \"exact\"\nmax_rate = 1000.0\n", common::ssd_detect_config()),
     )
     .unwrap();
     let out = dir.path().join("street.ivf");

@@ -332,27 +332,13 @@ fn sigterm_during_a_clip_leaves_a_playable_file() {
 fn people_in_street_footage_make_an_event_with_a_complete_clip() {
     require_tool("ffmpeg", "ffmpeg");
     require_tool("dav1d", "dav1d");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let footage = root.join("target/footage/vtest-768x576.y4m");
-    assert!(
-        footage.exists(),
-        "{} is missing: run scripts/fetch-footage",
-        footage.display()
-    );
-    let library = mado::detect::litert_library(&root);
-    assert!(
-        library.exists(),
-        "{} is missing: run scripts/models/fetch-runtime",
-        library.display()
-    );
+    let footage = common::footage("vtest-768x576.y4m");
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
-        "[detect]\nmodel = {:?}\nruntime = {:?}\n\
-         [encoder]\nbitrate_kbps = 600\n\
+        "{}[encoder]\nbitrate_kbps = 600\n\
          [events]\nenabled = true\nclasses = [\"Person\"]\nmin_score = 0.4\nmin_frames = 3\n\
          quiet_ms = 1000\nmax_event_ms = 4000\npre_roll_ms = 1000\npost_roll_ms = 500\nclip_dir = {:?}\n",
-        root.join("models/ssd_mobilenetv2_oidv4.toml").display().to_string(),
-        library.display().to_string(),
+        common::ssd_detect_config(),
         dir.path().join("clips").display().to_string()
     );
     let config = dir.path().join("mado.toml");

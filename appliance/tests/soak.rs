@@ -313,35 +313,12 @@ fn long_soak() {
         .ok()
         .and_then(|m| m.parse().ok())
         .unwrap_or(30.0);
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned();
-    let library = mado::detect::litert_library(&repo);
-    assert!(
-        library.exists(),
-        "{} is missing: run scripts/models/fetch-runtime",
-        library.display()
-    );
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("mado.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[detect]\nmodel = {:?}\nruntime = {:?}\n",
-            repo.join("models/ssd_mobilenetv2_oidv4.toml").display().to_string(),
-            library.display().to_string()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, common::ssd_detect_config()).unwrap();
     // Street footage: the test pattern labels itself, and the detector
     // would never run.
-    let footage = repo.join("target/footage/vtest-1280x720.y4m");
-    assert!(
-        footage.exists(),
-        "{} is missing: run scripts/fetch-footage",
-        footage.display()
-    );
+    let footage = common::footage("vtest-1280x720.y4m");
     let source = format!("file:{}", footage.display());
     let server = Server::start_with(&["--source", &source], |c| {
         c.env("MADO_LOG", "info").env("MADO_CONFIG", &config);

@@ -23,6 +23,40 @@ pub fn mado() -> Command {
     cmd
 }
 
+/// The workspace's root, above `appliance/`.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `target/footage/NAME`, failing the test when `scripts/fetch-footage` has not made it.
+pub fn footage(name: &str) -> PathBuf {
+    let path = workspace().join("target/footage").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/fetch-footage",
+        path.display()
+    );
+    path
+}
+
+/// The `[detect]` lines for the general detector (SSD MobileNetV2) on the
+/// LiteRT library, failing the test when `scripts/models/fetch-runtime` has
+/// not fetched it. More `[detect]` keys may follow.
+pub fn ssd_detect_config() -> String {
+    let library = mado::detect::litert_library(&workspace());
+    assert!(
+        library.exists(),
+        "{} is missing: run scripts/models/fetch-runtime",
+        library.display()
+    );
+    let manifest = workspace().join("models/ssd_mobilenetv2_oidv4.toml");
+    format!(
+        "[detect]\nmodel = {:?}\nruntime = {:?}\n",
+        manifest.display().to_string(),
+        library.display().to_string()
+    )
+}
+
 /// Runs a command and returns its output, failing the test when it fails.
 pub fn run_ok(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
