@@ -8,48 +8,23 @@
 // frames they belong to, read from the clip's own frames.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
-import { startMado, launchBrowser, openDashboard, getJson, sleep, log } from './lib.mjs';
+import { startMadoWithEvents, launchBrowser, openDashboard, getJson, sleep, log } from './lib.mjs';
 
-let dir;
 let server;
 let browser;
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'mado-events-'));
-  const config = join(dir, 'mado.toml');
-  writeFileSync(
-    config,
-    [
-      '[adapt]',
-      'enabled = false',
-      '[encoder]',
-      'bitrate_kbps = 800',
-      '[events]',
-      'enabled = true',
-      'classes = ["target"]',
-      'min_frames = 2',
-      'quiet_ms = 700',
-      'pre_roll_ms = 1000',
-      'post_roll_ms = 500',
-      `clip_dir = ${JSON.stringify(join(dir, 'clips'))}`,
-      '[[events.zones]]',
-      'name = "floor"',
-      'points = [[0, 0.85], [1, 0.85], [1, 1], [0, 1]]',
-      '',
-    ].join('\n'),
-  );
-  server = await startMado({ size: '320x240', extraArgs: ['--config', config] });
+  server = await startMadoWithEvents({
+    lines: ['[adapt]', 'enabled = false', '[encoder]', 'bitrate_kbps = 800'],
+    eventLines: ['min_frames = 2', 'quiet_ms = 700', 'pre_roll_ms = 1000', 'post_roll_ms = 500'],
+  });
   browser = await launchBrowser();
 });
 
 after(async () => {
   await browser?.close();
   await server?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 test('a clip plays in the dashboard with each frame drawn with its own boxes', async () => {

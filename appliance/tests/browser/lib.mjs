@@ -1,7 +1,7 @@
 // Shared helpers of the Chromium end-to-end tests: start the real `mado`
 // server, launch headless Chromium, open dashboards and read their test hooks.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { request as httpsRequest } from 'node:https';
 import { createSocket } from 'node:dgram';
@@ -219,6 +219,46 @@ export async function startMado({
   }
   await server.stop();
   throw new Error(`mado did not answer GET /api/status within ${timeoutMs / 1000} s (${lastError})\n${server.tail()}`);
+}
+
+/**
+ * `mado run` on the test pattern at 320x240 with events on: the TOML
+ * `lines` first, then `[events]` for the test pattern's red target with
+ * `eventLines` and a clip directory in a scratch directory, and a zone
+ * `floor` along the bottom of the picture, where the target walks.
+ * `stop()` removes the scratch directory too.
+ */
+export async function startMadoWithEvents({ lines = [], eventLines = [] } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'mado-events-'));
+  const config = join(dir, 'mado.toml');
+  writeFileSync(
+    config,
+    [
+      ...lines,
+      '[events]',
+      'enabled = true',
+      'classes = ["target"]',
+      ...eventLines,
+      `clip_dir = ${JSON.stringify(join(dir, 'clips'))}`,
+      '[[events.zones]]',
+      'name = "floor"',
+      'points = [[0, 0.85], [1, 0.85], [1, 1], [0, 1]]',
+      '',
+    ].join('\n'),
+  );
+  const server = await startMado({ size: '320x240', extraArgs: ['--config', config] }).catch((e) => {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  });
+  const stop = server.stop;
+  server.stop = async () => {
+    try {
+      return await stop();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  return server;
 }
 
 /**

@@ -6,40 +6,20 @@
 // drawn on the live picture (its outline's pixels on the canvas).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
-import { startMado, launchBrowser, openDashboard, getJson, waitForDecoding, waitFor, log } from './lib.mjs';
+import { startMadoWithEvents, launchBrowser, openDashboard, getJson, waitForDecoding, waitFor, log } from './lib.mjs';
 
-let dir;
 let server;
 let browser;
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'mado-zones-'));
-  const config = join(dir, 'mado.toml');
-  writeFileSync(
-    config,
-    [
-      '[events]',
-      'enabled = true',
-      'classes = ["target"]',
-      `clip_dir = ${JSON.stringify(join(dir, 'clips'))}`,
-      '[[events.zones]]',
-      'name = "floor"',
-      'points = [[0, 0.85], [1, 0.85], [1, 1], [0, 1]]',
-      '',
-    ].join('\n'),
-  );
-  server = await startMado({ size: '320x240', extraArgs: ['--config', config] });
+  server = await startMadoWithEvents();
   browser = await launchBrowser();
 });
 
 after(async () => {
   await browser?.close();
   await server?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 // The page point of normalized picture point (x, y): the picture's content
