@@ -19,7 +19,7 @@ use hyper::{HeaderMap, Request, Response, StatusCode};
 use mado::auth::password;
 use mado::auth::tokens::{TokenError, TokenList};
 
-use super::login::{refusal, small_json, Gate};
+use super::login::{reply as refusal, small_json, Gate};
 
 type Reply = Response<Full<Bytes>>;
 

@@ -68,7 +68,8 @@ fn modified(path: &std::path::Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-fn reply(status: StatusCode, message: &str) -> Reply {
+/// A JSON error reply: `{"error": message}`.
+pub(super) fn reply(status: StatusCode, message: &str) -> Reply {
     let body = serde_json::json!({ "error": message }).to_string();
     Response::builder()
         .status(status)
@@ -94,11 +95,6 @@ pub(super) async fn small_json<T: serde::de::DeserializeOwned>(
         Err(BodyError::TimedOut) => return Err(reply(StatusCode::REQUEST_TIMEOUT, "the body did not arrive in time")),
     };
     serde_json::from_slice(&body).map_err(|_| reply(StatusCode::BAD_REQUEST, &format!("expected JSON: {expected}")))
-}
-
-/// A JSON error reply: `{"error": message}`.
-pub(super) fn refusal(status: StatusCode, message: &str) -> Reply {
-    reply(status, message)
 }
 
 fn header(headers: &HeaderMap, name: hyper::header::HeaderName) -> Option<&str> {

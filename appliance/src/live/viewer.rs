@@ -56,9 +56,6 @@ pub(super) struct Viewer {
     link: Option<LinkReport>,
     /// The most the pacer sends at, for str0m's probing target.
     pacing: Bitrate,
-    /// The estimate str0m starts from: the viewer's link until the first
-    /// real estimate arrives.
-    start: Bitrate,
     /// A viewer that has not connected by then is dropped, so an offer with
     /// no usable candidate, or a client that left, gives its slot back.
     connect_by: Instant,
@@ -82,6 +79,15 @@ const MAX_REMOTES: usize = 4;
 /// would flood a narrow link before the first feedback arrives, and the
 /// controller would then creep back up from far below the link's rate.
 const START_ESTIMATE_KBPS: u32 = 1000;
+
+/// The estimate a viewer's congestion controller starts from, for pacing at `pacing_kbps`.
+fn start_kbps(pacing_kbps: u32) -> u32 {
+    pacing_kbps.min(START_ESTIMATE_KBPS)
+}
+
+fn kbps(rate: Bitrate) -> u32 {
+    u32::try_from(rate.as_u64() / 1000).unwrap_or(u32::MAX)
+}
 /// Sent packets kept for resending: str0m's defaults (1024 packets, 3 s) ...
 const RTX_CACHE_PACKETS: usize = 1024;
 /// ... see [`RTX_CACHE_PACKETS`].
@@ -97,7 +103,7 @@ impl Viewer {
         config: &ViewerConfig<'_>,
     ) -> Result<(Self, SdpAnswer), WhepError> {
         let pacing = Bitrate::kbps(u64::from(config.pacing_kbps));
-        let start = Bitrate::kbps(u64::from(config.pacing_kbps.min(START_ESTIMATE_KBPS)));
+        let start = Bitrate::kbps(u64::from(start_kbps(config.pacing_kbps)));
         let mut rtc = Rtc::builder()
             .set_ice_lite(true)
             .clear_codecs()
@@ -167,7 +173,6 @@ impl Viewer {
             next_timeout,
             link: None,
             pacing,
-            start,
             connect_by: now + CONNECT_DEADLINE,
             remotes: Vec::new(),
             keyframe_budget: KeyframeBudget::new(now),
@@ -296,7 +301,7 @@ impl Viewer {
                         // on a join keyframe made at 3 Mbit/s).
                         if self.link.is_none() {
                             self.link = Some(LinkReport {
-                                estimate_kbps: u32::try_from(self.start.as_u64() / 1000).unwrap_or(u32::MAX),
+                                estimate_kbps: start_kbps(kbps(self.pacing)),
                                 loss: 0.0,
                                 base_only: false,
                             });
@@ -305,7 +310,7 @@ impl Viewer {
                     }
                     Event::KeyframeRequest(_) => out.push(ViewerOutput::KeyframeWanted),
                     Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc { estimate, .. }) => {
-                        let estimate_kbps = u32::try_from(estimate.as_u64() / 1000).unwrap_or(u32::MAX);
+                        let estimate_kbps = kbps(estimate);
                         let (loss, base_only) = self.link.map_or((0.0, false), |l| (l.loss, l.base_only));
                         self.link = Some(LinkReport {
                             estimate_kbps,
