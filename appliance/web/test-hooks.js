@@ -117,8 +117,6 @@ window.madoTest = {
     await pollStats();
     return snapshot();
   },
-  /** The session's SDP offer and the device's answer. */
-  sdp: () => ({ offer: S.conn?.pc?.localDescription?.sdp, answer: S.conn?.pc?.remoteDescription?.sdp }),
   /** Starts noting when new frames are shown. */
   recordPresented,
   /** performance.now() of each animation frame that showed a new picture since recordPresented(). */
