@@ -11,9 +11,16 @@
 //    and with 3 dashboards open, at 640x480; the per-viewer cost is the
 //    difference over 2, and the ratio composited / overlay is printed.
 // 3. The display path alone (displayLag in screen.mjs): how long a plain
-//    canvas takes from the page's animation frame to the recorded screen,
-//    measured before and after, so what the machine adds can be told from
-//    what the dashboard adds.
+//    canvas of each picture size, repainted whole every animation frame,
+//    takes from the page's animation frame to the recorded screen, measured
+//    before and after, so what the machine (X server, recorder) adds at each
+//    size can be told from what the dashboard adds.
+// 4. A slower device, as far as one can be emulated here: Chromium's own CPU
+//    throttling (DevTools' Emulation.setCPUThrottlingRate, 4x and 6x, the
+//    rates its mobile presets use) slows the page's main thread, where the
+//    composited path draws; frames shown per second for each path and size.
+//    It does not slow the decoder or the GPU process, so it is a lower bound
+//    on a phone's cost, not a phone.
 // Prints markdown tables. Chromium shares the 2 cores with mado (and with
 // whatever else runs), so the figures include that contention.
 import { screenRun, displayLag } from './screen.mjs';
@@ -67,6 +74,38 @@ async function cpuRun(query, viewers) {
   }
 }
 
+async function throttledRun(query, size, rate) {
+  const server = await startMado({ size, fps: 30 });
+  const browser = await launchBrowser();
+  try {
+    const page = await openDashboard(browser.context, `${server.baseUrl}/${query}`, browser.context.pages()[0]);
+    await waitForDecoding(page, { frames: 30 });
+    const cdp = await browser.context.newCDPSession(page);
+    await cdp.send('Emulation.setCPUThrottlingRate', { rate });
+    await sleep(2000);
+    const before = await snap(page);
+    await sleep(CPU_WINDOW_S * 1000);
+    const after = await snap(page);
+    return { shownFps: (after.shownFrames - before.shownFrames) / CPU_WINDOW_S, compose: after.compose };
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
+}
+
+async function throttledRows() {
+  const rows = [];
+  for (const size of ['640x480', '1280x720']) {
+    for (const rate of [4, 6]) {
+      const row = { size, rate };
+      for (const [path, query] of PATHS) row[path] = await throttledRun(query, size, rate);
+      rows.push(row);
+      log(`${size} at ${rate}x slower: composited ${fmt(row.composited.shownFps)} fps, overlay ${fmt(row.overlay.shownFps)} fps`);
+    }
+  }
+  return rows;
+}
+
 async function cpuRows() {
   const rows = [];
   for (const [path, query] of PATHS) {
@@ -79,17 +118,26 @@ async function cpuRows() {
   return rows;
 }
 
-const lagBefore = await displayLag();
+const SIZES = [[640, 480], [1280, 720]];
+const lagBefore = [];
+for (const size of SIZES) lagBefore.push(await displayLag(5, size));
 const glass = await glassRows();
-const lagAfter = await displayLag();
+const lagAfter = [];
+for (const size of SIZES) lagAfter.push(await displayLag(5, size));
 const cpu = await cpuRows();
+const throttled = await throttledRows();
 
 console.log('\n| size | path | glass to glass on screen, median / p95 | dashboard reports, median / p95 | box on target (screen frames) | frames decoded |');
 console.log('|---|---|---|---|---|---|');
 for (const r of glass) {
   console.log(`| ${r.size} | ${r.path} | ${fmt(r.g2g.median)} / ${fmt(r.g2g.p95)} ms (${r.g2g.frames} frames) | ${fmt(r.dash.median)} / ${fmt(r.dash.p95)} ms | ${fmt(r.share * 100)}% of ${r.both} | ${r.page.decoded} in ${RECORD_S} s |`);
 }
-console.log(`\ndisplay path alone (a canvas painting Date.now(), page to recorded screen): median / p95 ${fmt(lagBefore.median, 0)} / ${fmt(lagBefore.p95, 0)} ms before, ${fmt(lagAfter.median, 0)} / ${fmt(lagAfter.p95, 0)} ms after`);
+console.log('\n| display path alone (a canvas painting Date.now()), page to recorded screen | median / p95 before | after |');
+console.log('|---|---|---|');
+SIZES.forEach(([w, h], i) => {
+  const [b, a] = [lagBefore[i], lagAfter[i]];
+  console.log(`| ${w}x${h} | ${fmt(b.median, 0)} / ${fmt(b.p95, 0)} ms | ${fmt(a.median, 0)} / ${fmt(a.p95, 0)} ms |`);
+});
 console.log('\n| path (640x480) | Chromium CPU, 1 viewer | 3 viewers | per extra viewer | frames shown per viewer |');
 console.log('|---|---|---|---|---|');
 for (const r of cpu) {
@@ -97,3 +145,8 @@ for (const r of cpu) {
 }
 const [c, o] = cpu;
 console.log(`\ncomposited / overlay: ${fmt(c.perViewer / o.perViewer, 2)} per extra viewer, ${fmt(c.one.cpu / o.one.cpu, 2)} with one viewer (CPU as a share of one core)`);
+console.log('\n| size | CPU throttling | composited: frames shown per second | overlay |');
+console.log('|---|---|---|---|');
+for (const r of throttled) {
+  console.log(`| ${r.size} | ${r.rate}x | ${fmt(r.composited.shownFps)} (${r.composited.compose}) | ${fmt(r.overlay.shownFps)} |`);
+}

@@ -238,21 +238,30 @@ export async function screenRun({ size, seconds = 10, query = '', madoArgs = [],
  * The display path alone, without video: a page in the same window paints
  * Date.now() as 32 black or white blocks in every animation frame, and the
  * recording's grab times are compared with the times the screen shows. What
- * this measures (median, p95 in ms) is Chromium plus the X server on this
- * machine, the same for any page.
+ * this measures (median, p95 in ms) is Chromium plus the X server (and the
+ * recorder) on this machine, the same for any page. `[w, h]`: the canvas and
+ * the recorded rectangle, a strip by default; at a video picture's size it
+ * shows what that size costs the display path alone.
  */
-export async function displayLag(seconds = 5) {
+export async function displayLag(seconds = 5, [w, h] = [640, 40]) {
   const dir = mkdtempSync(join(tmpdir(), 'mado-screen-'));
   const xvfb = await startXvfb();
   let browser;
   try {
     browser = await launchBrowser({ display: xvfb.display, windowSize: SCREEN });
     const page = browser.context.pages()[0];
-    await page.setContent(`<body style="margin:0;background:#000"><canvas id="c" width="640" height="40"></canvas><script>
+    // The clock's 32 bits in the top 40 rows; below them the whole canvas
+    // changes colour every frame, so the compositor and the recorder move as
+    // many pixels as a video picture of that size.
+    await page.setContent(`<body style="margin:0;background:#000"><canvas id="c" width="${w}" height="${h}"></canvas><script>
       const ctx = document.getElementById('c').getContext('2d');
+      let n = 0;
       function paint() {
         requestAnimationFrame(paint);
         const t = Date.now() % 2 ** 32;
+        n = (n + 1) % 64;
+        ctx.fillStyle = 'rgb(' + n * 2 + ',' + (127 - n * 2) + ',64)';
+        ctx.fillRect(0, 40, ${w}, ${Math.max(0, h - 40)});
         for (let i = 0; i < 32; i++) {
           ctx.fillStyle = Math.floor(t / 2 ** i) % 2 ? '#fff' : '#000';
           ctx.fillRect(i * 20, 0, 20, 40);
@@ -262,7 +271,7 @@ export async function displayLag(seconds = 5) {
     </script></body>`);
     await sleep(1000);
     const file = join(dir, 'clock.mkv');
-    const rect = { x: 0, y: 0, w: 640, h: 40 };
+    const rect = { x: 0, y: 0, w, h };
     await record(xvfb.display, rect, seconds, file);
     await browser.close();
     browser = null;
