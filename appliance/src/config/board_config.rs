@@ -13,6 +13,10 @@ pub struct BoardConfig {
     /// `auto` (from the device tree), `pi4` (also Pi 400 and CM4), `pi5`,
     /// `zero2w` or `generic` (no GPIO).
     pub profile: BoardProfile,
+    /// The GPIO chip: a device path (`/dev/gpiochip0`) or a chip label
+    /// (`pinctrl-bcm2711`); absent: `/dev/gpiomem` where the kernel has it,
+    /// else the Pi's main chip found by its label.
+    pub gpio_chip: Option<String>,
     /// The status LED's line; absent: the profile's (GPIO 17), `pin = -1`: none.
     pub status_led: Option<GpioLine>,
     /// The relay's line; absent: the profile's (GPIO 27), `pin = -1`: none.
@@ -33,6 +37,7 @@ impl Default for BoardConfig {
     fn default() -> Self {
         Self {
             profile: BoardProfile::Auto,
+            gpio_chip: None,
             status_led: None,
             relay: None,
             pir: None,
