@@ -196,8 +196,9 @@ fn expect_events(key: &str, got: Vec<BoardOutput>, want: &[BoardOutput]) {
 /// Checks the level the logic last asked for and the kernel's view of the
 /// line (`/sys/kernel/debug/gpio`: direction and level, ` out hi`).
 fn expect_line(key: &str, offset: u32, asked: Option<bool>, want: Option<bool>, kernel: &str) {
-    let seen = kernel_line(offset);
-    println!("RESULT {key} {}", seen.trim());
+    // Spaces pad the columns ("in  lo"): one between words.
+    let seen = kernel_line(offset).split_whitespace().collect::<Vec<_>>().join(" ");
+    println!("RESULT {key} {seen}");
     if asked != want {
         fail(&format!("{key}: the logic asked for {asked:?}, want {want:?}"));
     }
