@@ -18,6 +18,7 @@ fn repo() -> PathBuf {
 }
 
 const GUEST_SCRIPT: &str = r#"set -u
+echo "RESULT devices $(grep gpiochip /proc/devices)"
 gpio_check open --chip no-such-chip
 echo "RESULT nochip-exit $?"
 gpio_check open --as-nobody
@@ -80,6 +81,9 @@ fn the_character_device_backend_drives_and_reads_the_pi_gpio_chip_of_debians_ker
             .copied()
             .unwrap_or_else(|| panic!("no RESULT {prefix}:\n{console}"))
     };
+
+    // The name systemd's `DeviceAllow=char-gpiochip` matches (/proc/devices).
+    assert!(one("devices ").ends_with(" gpiochip"), "{console}");
 
     // No such chip: every feature says which label was looked for and
     // which chips there are; nothing panics.

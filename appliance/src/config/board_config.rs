@@ -116,12 +116,14 @@ mod tests {
     #[test]
     fn a_profile_gives_the_lines_and_the_config_overrides_or_removes_them() {
         let config = Config::from_toml(
-            "[board]\nprofile = \"zero2w\"\nrelay = { pin = 5, active_low = true }\npir = { pin = -1 }\n",
+            "[board]\nprofile = \"zero2w\"\ngpio_chip = \"pinctrl-bcm2835\"\nrelay = { pin = 5, active_low = true }\npir = { pin = -1 }\n",
         )
         .unwrap()
         .board;
         let profile = config.profile(Some("Raspberry Pi 4 Model B"));
         assert_eq!(profile, Profile::Zero2W, "an explicit profile wins over the model");
+        assert_eq!(config.gpio_chip.as_deref(), Some("pinctrl-bcm2835"));
+        assert_eq!(BoardConfig::default().gpio_chip, None);
         let lines = config.lines(profile);
         assert_eq!(lines.status_led, Profile::Zero2W.default_lines().status_led);
         assert_eq!(
