@@ -53,12 +53,6 @@ struct Input {
     active_low: bool,
 }
 
-/// Either kind of pin, while opening.
-enum Pin {
-    Out(OutPin),
-    In(InPin),
-}
-
 /// The opened lines.
 #[derive(Default)]
 pub struct BoardPins {
@@ -115,61 +109,49 @@ impl BoardPins {
                 return (Self::default(), missing, Backend::None);
             }
         };
-        let mut open = |feature: &'static str, line: Option<Line>, output: bool| {
+        // Outputs start inactive; inputs rest at their inactive level
+        // through the pull.
+        let mut report = |feature: &'static str, line: Line, reason: String| {
+            missing.push(Unavailable {
+                feature,
+                reason: format!("GPIO {}: {reason}", line.pin),
+            });
+        };
+        let mut output = |feature, line: Option<Line>| {
             let line = line?;
-            // Outputs start inactive; inputs rest at their inactive level
-            // through the pull.
-            let high = line.active_low;
-            let pin = match &source {
-                Source::Mem(gpio) => gpio.get(line.pin).map_err(|e| e.to_string()).map(|pin| {
-                    if output {
-                        Pin::Out(OutPin::Mem(if high {
-                            pin.into_output_high()
-                        } else {
-                            pin.into_output_low()
-                        }))
-                    } else {
-                        Pin::In(InPin::Mem(if high {
-                            pin.into_input_pullup()
-                        } else {
-                            pin.into_input_pulldown()
-                        }))
-                    }
+            match source.output(line) {
+                Ok(pin) => Some(Output {
+                    pin,
+                    active_low: line.active_low,
                 }),
-                Source::Cdev(chip) => {
-                    let offset = u32::from(line.pin);
-                    let opened = if output {
-                        CdevLine::output(chip, offset, high).map(|l| Pin::Out(OutPin::Cdev(l)))
-                    } else {
-                        CdevLine::input(chip, offset, high).map(|l| Pin::In(InPin::Cdev(l)))
-                    };
-                    opened.map_err(|e| e.to_string())
-                }
-            };
-            match pin {
-                Ok(pin) => Some((pin, line.active_low)),
                 Err(reason) => {
-                    missing.push(Unavailable {
-                        feature,
-                        reason: format!("GPIO {}: {reason}", line.pin),
-                    });
+                    report(feature, line, reason);
                     None
                 }
             }
         };
-        let output = |(pin, active_low)| match pin {
-            Pin::Out(pin) => Some(Output { pin, active_low }),
-            Pin::In(_) => None,
+        let status_led = output("status LED", lines.status_led);
+        let relay = output("relay", lines.relay);
+        let mut input = |feature, line: Option<Line>| {
+            let line = line?;
+            match source.input(line) {
+                Ok(pin) => Some(Input {
+                    pin,
+                    active_low: line.active_low,
+                }),
+                Err(reason) => {
+                    report(feature, line, reason);
+                    None
+                }
+            }
         };
-        let input = |(pin, active_low)| match pin {
-            Pin::In(pin) => Some(Input { pin, active_low }),
-            Pin::Out(_) => None,
-        };
+        let pir = input("PIR sensor", lines.pir);
+        let button = input("button", lines.button);
         let pins = Self {
-            status_led: open("status LED", lines.status_led, true).and_then(output),
-            relay: open("relay", lines.relay, true).and_then(output),
-            pir: open("PIR sensor", lines.pir, false).and_then(input),
-            button: open("button", lines.button, false).and_then(input),
+            status_led,
+            relay,
+            pir,
+            button,
         };
         let backend = match source {
             Source::Mem(_) => Backend::GpioMem,
@@ -205,6 +187,48 @@ impl BoardPins {
     /// Whether any input is open (the shell need not sample otherwise).
     pub fn has_inputs(&self) -> bool {
         self.pir.is_some() || self.button.is_some()
+    }
+}
+
+impl Source {
+    /// Opens `line` as an output at its inactive level.
+    fn output(&self, line: Line) -> Result<OutPin, String> {
+        let high = line.active_low;
+        match self {
+            Self::Mem(gpio) => gpio
+                .get(line.pin)
+                .map(|pin| {
+                    OutPin::Mem(if high {
+                        pin.into_output_high()
+                    } else {
+                        pin.into_output_low()
+                    })
+                })
+                .map_err(|e| e.to_string()),
+            Self::Cdev(chip) => CdevLine::output(chip, u32::from(line.pin), high)
+                .map(OutPin::Cdev)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Opens `line` as an input pulled towards its inactive level.
+    fn input(&self, line: Line) -> Result<InPin, String> {
+        let pull_high = line.active_low;
+        match self {
+            Self::Mem(gpio) => gpio
+                .get(line.pin)
+                .map(|pin| {
+                    InPin::Mem(if pull_high {
+                        pin.into_input_pullup()
+                    } else {
+                        pin.into_input_pulldown()
+                    })
+                })
+                .map_err(|e| e.to_string()),
+            Self::Cdev(chip) => CdevLine::input(chip, u32::from(line.pin), pull_high)
+                .map(InPin::Cdev)
+                .map_err(|e| e.to_string()),
+        }
     }
 }
 
