@@ -97,8 +97,14 @@ fn the_service_is_a_notify_service_with_a_watchdog_and_no_capabilities() {
     assert!(
         devices
             .iter()
-            .all(|d| d.starts_with("char-video4linux") || d.starts_with("/dev/gpio")),
+            .all(|d| ["char-video4linux", "char-gpiochip", "/dev/gpiomem"]
+                .iter()
+                .any(|p| d.starts_with(p))),
         "devices other than video and GPIO: {devices:?}"
+    );
+    assert!(
+        devices.contains(&"char-gpiochip rw"),
+        "the GPIO character devices (any chip number) are not allowed: {devices:?}"
     );
 }
 

@@ -41,7 +41,7 @@ impl BoardIo {
         let model = std::fs::read_to_string("/proc/device-tree/model").ok();
         let profile = config.profile(model.as_deref());
         let lines = config.lines(profile);
-        let (pins, missing) = BoardPins::open(&lines);
+        let (pins, missing, backend) = BoardPins::open_with_backend(&lines, config.gpio_chip.as_deref());
         for m in &missing {
             tracing::warn!("board: {} not available ({})", m.feature, m.reason);
         }
@@ -50,7 +50,7 @@ impl BoardIo {
             .filter(|l| l.is_some())
             .count()
             - missing.len();
-        tracing::info!(?profile, features = opened, "board GPIO");
+        tracing::info!(?profile, ?backend, features = opened, "board GPIO");
         if opened == 0 {
             return Self {
                 to_thread: None,

@@ -13,6 +13,10 @@ pub struct BoardConfig {
     /// `auto` (from the device tree), `pi4` (also Pi 400 and CM4), `pi5`,
     /// `zero2w` or `generic` (no GPIO).
     pub profile: BoardProfile,
+    /// The GPIO chip: a device path (`/dev/gpiochip0`) or a chip label
+    /// (`pinctrl-bcm2711`); absent: `/dev/gpiomem` where the kernel has it,
+    /// else the Pi's main chip found by its label.
+    pub gpio_chip: Option<String>,
     /// The status LED's line; absent: the profile's (GPIO 17), `pin = -1`: none.
     pub status_led: Option<GpioLine>,
     /// The relay's line; absent: the profile's (GPIO 27), `pin = -1`: none.
@@ -33,6 +37,7 @@ impl Default for BoardConfig {
     fn default() -> Self {
         Self {
             profile: BoardProfile::Auto,
+            gpio_chip: None,
             status_led: None,
             relay: None,
             pir: None,
@@ -111,12 +116,14 @@ mod tests {
     #[test]
     fn a_profile_gives_the_lines_and_the_config_overrides_or_removes_them() {
         let config = Config::from_toml(
-            "[board]\nprofile = \"zero2w\"\nrelay = { pin = 5, active_low = true }\npir = { pin = -1 }\n",
+            "[board]\nprofile = \"zero2w\"\ngpio_chip = \"pinctrl-bcm2835\"\nrelay = { pin = 5, active_low = true }\npir = { pin = -1 }\n",
         )
         .unwrap()
         .board;
         let profile = config.profile(Some("Raspberry Pi 4 Model B"));
         assert_eq!(profile, Profile::Zero2W, "an explicit profile wins over the model");
+        assert_eq!(config.gpio_chip.as_deref(), Some("pinctrl-bcm2835"));
+        assert_eq!(BoardConfig::default().gpio_chip, None);
         let lines = config.lines(profile);
         assert_eq!(lines.status_led, Profile::Zero2W.default_lines().status_led);
         assert_eq!(

@@ -1,9 +1,16 @@
-//! The GPIO shell: the configured lines opened through rppal. A feature
-//! whose line cannot be opened (no GPIO on this machine, no permission, pin
-//! in use) is reported once and left out; the others still work.
+//! The GPIO shell: the configured lines opened through one of two backends.
+//! Where `/dev/gpiomem` exists (Raspberry Pi OS kernels) and no chip is
+//! configured, rppal drives the registers; otherwise the kernel's GPIO
+//! character device does ([`cdev`](super::cdev)), which is what Debian's own
+//! kernel offers. A feature whose line cannot be opened (no GPIO on this
+//! machine, no permission, line in use) is reported once and left out; the
+//! others still work.
+
+use std::path::{Path, PathBuf};
 
 use rppal::gpio::{Gpio, InputPin, Level, OutputPin};
 
+use super::cdev::{find_chip, CdevLine};
 use super::profile::{Line, Lines};
 
 /// A feature that is not available, and why.
@@ -15,13 +22,34 @@ pub struct Unavailable {
     pub reason: String,
 }
 
+/// Which backend opened the lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// rppal over `/dev/gpiomem`.
+    GpioMem,
+    /// The GPIO character device at this path.
+    Cdev(PathBuf),
+    /// None: nothing was wanted, or no backend could be opened.
+    None,
+}
+
+enum OutPin {
+    Mem(OutputPin),
+    Cdev(CdevLine),
+}
+
+enum InPin {
+    Mem(InputPin),
+    Cdev(CdevLine),
+}
+
 struct Output {
-    pin: OutputPin,
+    pin: OutPin,
     active_low: bool,
 }
 
 struct Input {
-    pin: InputPin,
+    pin: InPin,
     active_low: bool,
 }
 
@@ -34,9 +62,24 @@ pub struct BoardPins {
     button: Option<Input>,
 }
 
+/// Where the lines come from once a backend is chosen.
+enum Source {
+    Mem(Gpio),
+    Cdev(PathBuf),
+}
+
 impl BoardPins {
-    /// Opens the configured lines; returns the features that are not available.
-    pub fn open(lines: &Lines) -> (Self, Vec<Unavailable>) {
+    /// Opens the configured lines; returns the features that are not
+    /// available. `chip` is `[board] gpio_chip`: a device path or a label
+    /// of a GPIO chip, or `None` for `/dev/gpiomem` if there is one, else
+    /// the Pi's main chip found by its label.
+    pub fn open(lines: &Lines, chip: Option<&str>) -> (Self, Vec<Unavailable>) {
+        let (pins, missing, _) = Self::open_with_backend(lines, chip);
+        (pins, missing)
+    }
+
+    /// As [`open`](Self::open), and says which backend it used.
+    pub fn open_with_backend(lines: &Lines, chip: Option<&str>) -> (Self, Vec<Unavailable>, Backend) {
         let wanted = [
             ("status LED", lines.status_led),
             ("relay", lines.relay),
@@ -44,8 +87,16 @@ impl BoardPins {
             ("button", lines.button),
         ];
         let mut missing = Vec::new();
-        let gpio = match Gpio::new() {
-            Ok(gpio) => gpio,
+        if wanted.iter().all(|(_, line)| line.is_none()) {
+            return (Self::default(), missing, Backend::None);
+        }
+        let source = if chip.is_none() && has_gpiomem() {
+            Gpio::new().map(Source::Mem).map_err(|e| e.to_string())
+        } else {
+            find_chip(chip).map(Source::Cdev).map_err(|e| e.to_string())
+        };
+        let source = match source {
+            Ok(source) => source,
             Err(e) => {
                 for (feature, line) in wanted {
                     if let Some(line) = line {
@@ -55,47 +106,58 @@ impl BoardPins {
                         });
                     }
                 }
-                return (Self::default(), missing);
+                return (Self::default(), missing, Backend::None);
             }
         };
-        let mut open = |feature: &'static str, line: Option<Line>| {
+        // Outputs start inactive; inputs rest at their inactive level
+        // through the pull.
+        let mut report = |feature: &'static str, line: Line, reason: String| {
+            missing.push(Unavailable {
+                feature,
+                reason: format!("GPIO {}: {reason}", line.pin),
+            });
+        };
+        let mut output = |feature, line: Option<Line>| {
             let line = line?;
-            match gpio.get(line.pin) {
-                Ok(pin) => Some((pin, line.active_low)),
-                Err(e) => {
-                    missing.push(Unavailable {
-                        feature,
-                        reason: format!("GPIO {}: {e}", line.pin),
-                    });
+            match source.output(line) {
+                Ok(pin) => Some(Output {
+                    pin,
+                    active_low: line.active_low,
+                }),
+                Err(reason) => {
+                    report(feature, line, reason);
                     None
                 }
             }
         };
-        let output = |(pin, active_low): (rppal::gpio::Pin, bool)| Output {
-            // Start inactive.
-            pin: if active_low {
-                pin.into_output_high()
-            } else {
-                pin.into_output_low()
-            },
-            active_low,
+        let status_led = output("status LED", lines.status_led);
+        let relay = output("relay", lines.relay);
+        let mut input = |feature, line: Option<Line>| {
+            let line = line?;
+            match source.input(line) {
+                Ok(pin) => Some(Input {
+                    pin,
+                    active_low: line.active_low,
+                }),
+                Err(reason) => {
+                    report(feature, line, reason);
+                    None
+                }
+            }
         };
-        // Inputs rest at their inactive level through the internal pull.
-        let input = |(pin, active_low): (rppal::gpio::Pin, bool)| Input {
-            pin: if active_low {
-                pin.into_input_pullup()
-            } else {
-                pin.into_input_pulldown()
-            },
-            active_low,
-        };
+        let pir = input("PIR sensor", lines.pir);
+        let button = input("button", lines.button);
         let pins = Self {
-            status_led: open("status LED", lines.status_led).map(output),
-            relay: open("relay", lines.relay).map(output),
-            pir: open("PIR sensor", lines.pir).map(input),
-            button: open("button", lines.button).map(input),
+            status_led,
+            relay,
+            pir,
+            button,
         };
-        (pins, missing)
+        let backend = match source {
+            Source::Mem(_) => Backend::GpioMem,
+            Source::Cdev(path) => Backend::Cdev(path),
+        };
+        (pins, missing, backend)
     }
 
     /// Lights or darkens the status LED (if there is one).
@@ -128,21 +190,72 @@ impl BoardPins {
     }
 }
 
+impl Source {
+    /// Opens `line` as an output at its inactive level.
+    fn output(&self, line: Line) -> Result<OutPin, String> {
+        let high = line.active_low;
+        match self {
+            Self::Mem(gpio) => gpio
+                .get(line.pin)
+                .map(|pin| {
+                    OutPin::Mem(if high {
+                        pin.into_output_high()
+                    } else {
+                        pin.into_output_low()
+                    })
+                })
+                .map_err(|e| e.to_string()),
+            Self::Cdev(chip) => CdevLine::output(chip, u32::from(line.pin), high)
+                .map(OutPin::Cdev)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Opens `line` as an input pulled towards its inactive level.
+    fn input(&self, line: Line) -> Result<InPin, String> {
+        let pull_high = line.active_low;
+        match self {
+            Self::Mem(gpio) => gpio
+                .get(line.pin)
+                .map(|pin| {
+                    InPin::Mem(if pull_high {
+                        pin.into_input_pullup()
+                    } else {
+                        pin.into_input_pulldown()
+                    })
+                })
+                .map_err(|e| e.to_string()),
+            Self::Cdev(chip) => CdevLine::input(chip, u32::from(line.pin), pull_high)
+                .map(InPin::Cdev)
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
 impl Output {
     fn set(&mut self, active: bool) {
-        let level = if active != self.active_low {
-            Level::High
-        } else {
-            Level::Low
-        };
-        self.pin.write(level);
+        let high = active != self.active_low;
+        match &mut self.pin {
+            OutPin::Mem(pin) => pin.write(if high { Level::High } else { Level::Low }),
+            OutPin::Cdev(line) => line.set(high),
+        }
     }
 }
 
 impl Input {
     fn is_active(&self) -> bool {
-        (self.pin.read() == Level::High) != self.active_low
+        let high = match &self.pin {
+            InPin::Mem(pin) => pin.read() == Level::High,
+            InPin::Cdev(line) => line.get(),
+        };
+        high != self.active_low
     }
+}
+
+/// Whether rppal can work here: the Raspberry Pi kernel's register window
+/// (`/dev/gpiomem`, `/dev/gpiomem0` on a Pi 5).
+fn has_gpiomem() -> bool {
+    Path::new("/dev/gpiomem").exists() || Path::new("/dev/gpiomem0").exists()
 }
 
 #[cfg(test)]
@@ -150,18 +263,24 @@ mod tests {
     use super::*;
     use crate::gpio::Profile;
 
+    fn machine_has_gpio() -> bool {
+        has_gpiomem() || !gpiocdev::chip::chips().unwrap_or_default().is_empty()
+    }
+
     #[test]
     fn off_a_pi_every_feature_says_why_it_is_not_available_and_the_rest_is_harmless() {
-        if std::path::Path::new("/dev/gpiomem").exists() || std::path::Path::new("/dev/gpiomem0").exists() {
+        if machine_has_gpio() {
             eprintln!("skipped: this machine has GPIO");
             return;
         }
-        let (mut pins, missing) = BoardPins::open(&Profile::Pi4.default_lines());
+        let (mut pins, missing, backend) = BoardPins::open_with_backend(&Profile::Pi4.default_lines(), None);
+        assert_eq!(backend, Backend::None);
         let features: Vec<_> = missing.iter().map(|m| m.feature).collect();
         assert_eq!(features, ["status LED", "relay", "PIR sensor", "button"]);
-        for m in &missing {
-            assert!(m.reason.starts_with("GPIO ") && m.reason.len() > 10, "{m:?}");
-        }
+        assert_eq!(
+            missing[0].reason,
+            "GPIO 17: no GPIO chip labelled pinctrl-bcm2711 or pinctrl-bcm2835 or pinctrl-rp1 (found: none)"
+        );
         pins.set_led(true);
         pins.set_relay(true);
         assert_eq!((pins.read_pir(), pins.read_button()), (None, None));
@@ -169,9 +288,22 @@ mod tests {
     }
 
     #[test]
+    fn a_configured_chip_that_is_not_one_is_named_in_the_reason() {
+        let (pins, missing) = BoardPins::open(&Profile::Zero2W.default_lines(), Some("/dev/null"));
+        assert_eq!(missing.len(), 4);
+        assert!(
+            missing[3].reason.starts_with("GPIO 23: /dev/null: "),
+            "{:?}",
+            missing[3]
+        );
+        assert!(!pins.has_inputs());
+    }
+
+    #[test]
     fn a_generic_board_asks_for_nothing_and_reports_nothing() {
-        let (pins, missing) = BoardPins::open(&Profile::Generic.default_lines());
+        let (pins, missing, backend) = BoardPins::open_with_backend(&Profile::Generic.default_lines(), None);
         assert!(missing.is_empty());
+        assert_eq!(backend, Backend::None);
         assert!(!pins.has_inputs());
     }
 }
