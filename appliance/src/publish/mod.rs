@@ -11,9 +11,12 @@
 
 mod backoff;
 mod endpoint;
+mod gather;
 mod http;
 mod session;
 mod state;
+mod stun;
+mod turn;
 
 pub use crate::config::publish::{EndpointConfig, IceServerConfig, PublishConfig, Token};
 pub use backoff::Backoff;
@@ -25,4 +28,8 @@ pub use http::{
 pub use state::{EndpointStatus, Failure, PublishState};
 
 #[cfg(test)]
+mod ice_tests;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod turn_sim;
