@@ -1,0 +1,350 @@
+//! `mado run` publishing through a real TURN server (Debian's `coturn`) to
+//! the werift WHIP endpoint (`tests/whip/werift-whip.mjs`), on a network
+//! where the relay is the only way: three namespaces,
+//!
+//! ```text
+//! camera 198.51.100.2 ── 198.51.100.1 turn 203.0.113.1 ── 203.0.113.2 sfu
+//! ```
+//!
+//! with no forwarding in `turn`, so the camera and the SFU cannot reach each
+//! other's addresses. coturn listens on 198.51.100.1 and relays from
+//! 203.0.113.1; a small TCP proxy in `turn` carries the WHIP HTTP requests
+//! (signalling only). werift rebuilds every frame and reads its metadata;
+//! the offer carried a relayed candidate; the same network without the TURN
+//! server never connects.
+
+#![allow(clippy::disallowed_methods)] // reason: these tests drive real processes in real time, like the shell
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const CAM: &str = "198.51.100.2";
+const TURN_INNER: &str = "198.51.100.1";
+const TURN_OUTER: &str = "203.0.113.1";
+const SFU: &str = "203.0.113.2";
+const TOKEN: &str = "tok-turn-246";
+const TURN_USER: &str = "cam";
+const TURN_PASSWORD: &str = "relay-pw-135";
+const FRAMES: u64 = 120;
+
+/// A child process, killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn ip(args: &[&str]) {
+    let status = Command::new("ip").args(args).status().expect("running ip");
+    assert!(
+        status.success(),
+        "ip {args:?} failed (the test needs root and iproute2)"
+    );
+}
+
+/// The three namespaces and two veth pairs, removed when dropped.
+struct Network {
+    cam: String,
+    turn: String,
+    sfu: String,
+}
+
+impl Network {
+    fn create() -> Self {
+        let id = std::process::id() % 100_000;
+        let net = Self {
+            cam: format!("turn-cam-{id}"),
+            turn: format!("turn-mid-{id}"),
+            sfu: format!("turn-sfu-{id}"),
+        };
+        for ns in [&net.cam, &net.turn, &net.sfu] {
+            ip(&["netns", "add", ns]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        let links = [
+            (
+                &net.cam,
+                CAM,
+                &net.turn,
+                TURN_INNER,
+                format!("tc{id}"),
+                format!("tt{id}"),
+            ),
+            (
+                &net.sfu,
+                SFU,
+                &net.turn,
+                TURN_OUTER,
+                format!("ts{id}"),
+                format!("tu{id}"),
+            ),
+        ];
+        for (a, a_addr, b, b_addr, a_link, b_link) in &links {
+            ip(&["link", "add", a_link, "type", "veth", "peer", "name", b_link]);
+            for (ns, addr, link) in [(a, a_addr, a_link), (b, b_addr, b_link)] {
+                ip(&["link", "set", link, "netns", ns]);
+                ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", link]);
+                ip(&["-n", ns, "link", "set", link, "up"]);
+            }
+        }
+        net
+    }
+
+    fn exec(ns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", ns]).arg(program);
+        command
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        for ns in [&self.cam, &self.turn, &self.sfu] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// Lines of a child's stdout.
+fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// The rest of the first line starting with `prefix`.
+fn next(lines: &mpsc::Receiver<String>, prefix: &str, wait: Duration) -> String {
+    let deadline = Instant::now() + wait;
+    loop {
+        let line = lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("no `{prefix}` line in {wait:?}"));
+        if let Some(rest) = line.strip_prefix(prefix) {
+            return rest.trim().to_owned();
+        }
+    }
+}
+
+fn start_coturn(net: &Network, dir: &Path) -> Proc {
+    let log = dir.join("turnserver.log");
+    let child = Network::exec(&net.turn, "turnserver")
+        .args([
+            "-n",
+            "--no-cli",
+            "--no-tls",
+            "--no-dtls",
+            "--lt-cred-mech",
+            "--fingerprint",
+        ])
+        .args([
+            "--listening-ip",
+            TURN_INNER,
+            "--relay-ip",
+            TURN_OUTER,
+            "--listening-port",
+            "3478",
+        ])
+        .args(["--min-port", "50000", "--max-port", "50100", "--realm", "mado.test"])
+        .args(["--user", &format!("{TURN_USER}:{TURN_PASSWORD}")])
+        .arg("--userdb")
+        .arg(dir.join("turndb"))
+        .arg("--pidfile")
+        .arg(dir.join("turnserver.pid"))
+        .arg("--log-file")
+        .arg(&log)
+        .args(["--simple-log", "--verbose"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting turnserver (Debian package coturn)");
+    let proc = Proc(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("Total General servers") || text.contains("IPv4. UDP listener opened on") {
+            return proc;
+        }
+        assert!(Instant::now() < deadline, "coturn did not start:\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// mado in the camera's namespace; its status is read with curl from there.
+struct Mado {
+    _proc: Proc,
+    ns: String,
+    log: PathBuf,
+}
+
+impl Mado {
+    fn start(net: &Network, dir: &Path, name: &str, ice_servers: &str) -> Self {
+        let config = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[source]\nkind = \"testpattern\"\nsize = \"320x240\"\n\
+                 [live]\nlisten = \"{CAM}:8080\"\nannounce = [\"{CAM}\"]\n[tls]\nmode = \"off\"\n\
+                 [publish]\nconnect_timeout_ms = 4000\ninitial_backoff_ms = 30000\n\
+                 [[publish.endpoints]]\nname = \"werift\"\nurl = \"http://{TURN_INNER}:8088/whip\"\ntoken = \"{TOKEN}\"\n\
+                 {ice_servers}"
+            ),
+        )
+        .unwrap();
+        let log = dir.join(format!("{name}.log"));
+        let child = Network::exec(&net.cam, env!("CARGO_BIN_EXE_mado"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("MADO_LOG", "debug")
+            .env("MADO_STATE_DIR", common::auth::shared().dir())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("starting mado");
+        Self {
+            _proc: Proc(child),
+            ns: net.cam.clone(),
+            log,
+        }
+    }
+
+    /// The endpoint's `/api/status` entry (null until mado answers).
+    fn endpoint(&self) -> Value {
+        let out = Network::exec(&self.ns, "curl")
+            .args(["-s", "-m", "2", "-H"])
+            .arg(format!("Authorization: {}", common::auth::shared().bearer()))
+            .arg(format!("http://{CAM}:8080/api/status"))
+            .output()
+            .expect("running curl (Debian package curl)");
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        json["publish"][0].clone()
+    }
+
+    /// Polls the endpoint's status until `done`.
+    fn wait(&self, what: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let endpoint = self.endpoint();
+            if done(&endpoint) {
+                return endpoint;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {timeout:?}; last status {endpoint}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Fails when the log holds the TURN password or the WHIP token.
+    fn check_log(&self) {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        for secret in [TURN_PASSWORD, TOKEN] {
+            let leak = log.lines().find(|line| line.contains(secret));
+            assert!(leak.is_none(), "a secret was logged: {leak:?}");
+        }
+    }
+}
+
+fn state(endpoint: &Value) -> &str {
+    endpoint["state"].as_str().unwrap_or("")
+}
+
+#[test]
+fn werift_gets_every_frame_through_coturn_when_the_relay_is_the_only_path() {
+    let whip = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/whip");
+    assert!(
+        whip.join("node_modules/werift").is_dir(),
+        "werift is not installed: run `npm ci` in appliance/tests/whip (scripts/test-all does)"
+    );
+    let net = Network::create();
+    let dir = tempfile::tempdir().unwrap();
+    let _coturn = start_coturn(&net, dir.path());
+
+    let mut child = Network::exec(&net.sfu, "node")
+        .arg("werift-whip.mjs")
+        .arg(FRAMES.to_string())
+        .arg(TOKEN)
+        .arg(SFU)
+        .current_dir(&whip)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("running node");
+    let werift_lines = lines_of(&mut child);
+    let _werift = Proc(child);
+    let port = next(&werift_lines, "listening ", Duration::from_secs(10));
+
+    // WHIP's HTTP (signalling only) through the middle namespace.
+    let proxy = format!(
+        "const net = require('net'); net.createServer((c) => {{ const s = net.connect({port}, '{SFU}'); \
+         c.pipe(s); s.pipe(c); c.on('error', () => s.destroy()); s.on('error', () => c.destroy()); }})\
+         .listen(8088, '{TURN_INNER}', () => console.log('proxying'));"
+    );
+    let mut child = Network::exec(&net.turn, "node")
+        .args(["-e", &proxy])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("running node");
+    let proxy_lines = lines_of(&mut child);
+    let _proxy = Proc(child);
+    next(&proxy_lines, "proxying", Duration::from_secs(10));
+
+    // Through the relay.
+    let ice_servers = format!(
+        "[[publish.endpoints.ice_servers]]\nurl = \"turn:{TURN_INNER}:3478?transport=udp\"\n\
+         username = \"{TURN_USER}\"\ncredential = \"{TURN_PASSWORD}\"\n"
+    );
+    let started = Instant::now();
+    let mado = Mado::start(&net, dir.path(), "relayed", &ice_servers);
+    let live = mado.wait("live through the relay", Duration::from_secs(20), |e| {
+        state(e) == "live"
+    });
+    println!("live through coturn {:?} after mado started: {live}", started.elapsed());
+    assert_eq!(live["candidates"], "host, relay", "{live}");
+    let result: Value = serde_json::from_str(&next(&werift_lines, "result ", Duration::from_secs(40))).unwrap();
+    println!("werift: {result}");
+    let frames = result["frames"].as_u64().unwrap();
+    assert!(frames >= FRAMES, "{result}");
+    assert_eq!(
+        result["withMeta"].as_u64(),
+        Some(frames),
+        "every frame carries metadata: {result}"
+    );
+    assert_eq!(result["metaErrors"].as_array().map(Vec::len), Some(0), "{result}");
+    assert_eq!(
+        result["timestampMismatches"], 0,
+        "each frame its own metadata: {result}"
+    );
+    let types = result["offerCandidates"].as_array().cloned().unwrap_or_default();
+    assert!(
+        types.contains(&Value::from("relay")),
+        "the offer carried a relayed candidate: {result}"
+    );
+    mado.check_log();
+    drop(mado);
+
+    // The same network without the TURN server: ICE finds no path.
+    let mado = Mado::start(&net, dir.path(), "direct", "");
+    let failed = mado.wait("host candidates only", Duration::from_secs(20), |e| {
+        state(e).contains("ICE failed") || state(e) == "live"
+    });
+    println!("without the relay: {failed}");
+    assert!(state(&failed).contains("ICE failed"), "{failed}");
+    assert_eq!(failed["candidates"], "host");
+}
