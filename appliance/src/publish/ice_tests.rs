@@ -48,7 +48,7 @@ fn offered_after(net: &Net, start: std::time::Instant) -> std::time::Duration {
     net.posts()[0] - start
 }
 
-fn turn<'a>(net: &'a Net) -> &'a TurnSim {
+fn turn(net: &Net) -> &TurnSim {
     net.turn.as_ref().unwrap()
 }
 

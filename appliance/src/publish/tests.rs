@@ -254,7 +254,7 @@ impl Net {
                             _ => None,
                         };
                         if let Some(server) = server {
-                            for out in server.from_client(now, &contents) {
+                            for out in server.handle_client(now, &contents) {
                                 match out {
                                     SimOut::ToClient(bytes) => to_camera.push((destination, source, bytes)),
                                     SimOut::ToPeer { peer, data } => to_server.push((addr(RELAYED_ADDR), peer, data)),
@@ -287,7 +287,7 @@ impl Net {
                             let relayed = self
                                 .turn
                                 .as_ref()
-                                .and_then(|turn| turn.from_peer(t.source, &t.contents));
+                                .and_then(|turn| turn.handle_peer(t.source, &t.contents));
                             if let Some(bytes) = relayed {
                                 to_camera.push((addr(TURN_ADDR), addr(CAMERA_ADDR), bytes));
                             }

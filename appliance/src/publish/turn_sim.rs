@@ -73,7 +73,7 @@ impl TurnSim {
     }
 
     /// A datagram from the client.
-    pub(super) fn from_client(&mut self, now: Instant, datagram: &[u8]) -> Vec<SimOut> {
+    pub(super) fn handle_client(&mut self, now: Instant, datagram: &[u8]) -> Vec<SimOut> {
         // str0m's parser insists a Binding request be an ICE check; retype it to read it.
         let is_binding = datagram.get(..2) == Some(&[0, 1]);
         let mut retyped = datagram.to_vec();
@@ -184,7 +184,7 @@ impl TurnSim {
     }
 
     /// A peer's datagram to the relayed address: a Data indication, if permitted.
-    pub(super) fn from_peer(&self, peer: SocketAddr, data: &[u8]) -> Option<Vec<u8>> {
+    pub(super) fn handle_peer(&self, peer: SocketAddr, data: &[u8]) -> Option<Vec<u8>> {
         if !self.allocated || !self.permissions.contains(&peer.ip()) {
             return None;
         }
