@@ -188,7 +188,7 @@ fn start_coturn(net: &Network, dir: &Path) -> Proc {
 
 /// mado in the camera's namespace; its status is read with curl from there.
 struct Mado {
-    _proc: Proc,
+    proc: Proc,
     ns: String,
     log: PathBuf,
 }
@@ -218,7 +218,7 @@ impl Mado {
             .spawn()
             .expect("starting mado");
         Self {
-            _proc: Proc(child),
+            proc: Proc(child),
             ns: net.cam.clone(),
             log,
         }
@@ -249,6 +249,17 @@ impl Mado {
                 "{what}: not within {timeout:?}; last status {endpoint}"
             );
             std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Sends SIGTERM and waits (at most 10 s) for the exit.
+    fn terminate(&mut self) {
+        // SAFETY: kill(2) with the pid of a child this test started and has not reaped.
+        unsafe { libc::kill(self.proc.0.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.proc.0.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "mado did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -311,7 +322,7 @@ fn werift_gets_every_frame_through_coturn_when_the_relay_is_the_only_path() {
          username = \"{TURN_USER}\"\ncredential = \"{TURN_PASSWORD}\"\n"
     );
     let started = Instant::now();
-    let mado = Mado::start(&net, dir.path(), "relayed", &ice_servers);
+    let mut mado = Mado::start(&net, dir.path(), "relayed", &ice_servers);
     let live = mado.wait("live through the relay", Duration::from_secs(20), |e| {
         state(e) == "live"
     });
@@ -336,7 +347,27 @@ fn werift_gets_every_frame_through_coturn_when_the_relay_is_the_only_path() {
         types.contains(&Value::from("relay")),
         "the offer carried a relayed candidate: {result}"
     );
+    // SIGTERM: the session is deleted and the allocation released.
+    mado.terminate();
+    assert_eq!(
+        next(&werift_lines, "deleted ", Duration::from_secs(5)),
+        "/whip/session/1"
+    );
     mado.check_log();
+    let log = std::fs::read_to_string(&mado.log).unwrap();
+    for line in log
+        .lines()
+        .filter(|l| l.contains("gathering") || l.contains("TURN") || l.contains("posting") || l.contains("publishing"))
+    {
+        println!("mado: {line}");
+    }
+    let turn_log = std::fs::read_to_string(dir.path().join("turnserver.log")).unwrap_or_default();
+    assert!(
+        turn_log
+            .lines()
+            .any(|l| l.contains("refreshed") && l.contains("lifetime=0")),
+        "the allocation was released:\n{turn_log}"
+    );
     drop(mado);
 
     // The same network without the TURN server: ICE finds no path.

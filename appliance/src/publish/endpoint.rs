@@ -457,6 +457,7 @@ impl Publisher {
                 }
             }
         }
+        tracing::debug!(endpoint = %self.config.name, "gathering candidates");
         self.phase = Phase::Gathering {
             gatherer: Box::new(gatherer),
             resolving,
