@@ -371,11 +371,19 @@ impl Publisher {
             return;
         };
         let (_, server, turn) = resolving.remove(at);
+        let url = server.url.clone();
         let families: Vec<bool> = self.config.candidates.iter().map(SocketAddr::is_ipv4).collect();
-        match result.map(|addrs| addrs.into_iter().find(|a| families.contains(&a.is_ipv4()))) {
-            Ok(Some(addr)) => gatherer.add(now, &ResolvedServer { server, turn, addr }),
-            Ok(None) => gatherer.problem(&server.url, "the name has no address the media sockets can reach"),
-            Err(why) => gatherer.problem(&server.url, &format!("DNS failure: {why}")),
+        let why = match result.map(|addrs| addrs.into_iter().find(|a| families.contains(&a.is_ipv4()))) {
+            Ok(Some(addr)) => {
+                gatherer.add(now, &ResolvedServer { server, turn, addr });
+                None
+            }
+            Ok(None) => Some("the name has no address the media sockets can reach".to_owned()),
+            Err(why) => Some(format!("DNS failure: {why}")),
+        };
+        if let Some(why) = why {
+            tracing::info!(endpoint = %self.config.name, server = %url, "ICE server not used: {why}");
+            gatherer.problem(&url, &why);
         }
         self.gathering_progress(now);
     }
@@ -430,6 +438,7 @@ impl Publisher {
                     if self.refused.insert(server.url.clone()) {
                         tracing::warn!(endpoint = %self.config.name, server = %server.url, "ICE server not used: {why}");
                     }
+                    gatherer.problem(&server.url, &why);
                     continue;
                 }
             };
@@ -532,8 +541,20 @@ impl Publisher {
         }
     }
 
-    /// Gives the allocations back to their servers.
+    /// Gives the allocations back to their servers (those of a gathering
+    /// under way too).
     fn release_relays(&mut self, now: Instant) {
+        if let Phase::Gathering { .. } = &self.phase {
+            if let Phase::Gathering { gatherer, .. } = std::mem::replace(&mut self.phase, Phase::Stopped) {
+                for d in gatherer.abandon(now) {
+                    self.out.push_back(PublishOutput::Transmit {
+                        source: d.source,
+                        destination: d.destination,
+                        contents: d.contents,
+                    });
+                }
+            }
+        }
         for relay in &mut self.relays {
             relay.release(now);
         }

@@ -134,6 +134,7 @@ impl Gatherer {
         for base in bases.collect::<Vec<_>>() {
             if server.turn {
                 let (Some(username), Some(password)) = (&server.server.username, &server.server.credential) else {
+                    tracing::info!(server = %url, "ICE server not used: no username and credential");
                     self.problem(url, "a TURN server needs a username and credential");
                     return;
                 };
@@ -157,10 +158,19 @@ impl Gatherer {
         self.handle_timeout(now);
     }
 
-    /// A server could not be used at all (its URL, its name).
+    /// A server could not be used at all (its URL, its name); the caller logs it.
     pub(super) fn problem(&mut self, url: &str, why: &str) {
-        tracing::info!(server = %url, "ICE server not used: {why}");
         self.problems.push(format!("{url}: {why}"));
+    }
+
+    /// Ends gathering early: allocations already made are released.
+    pub(super) fn abandon(self, now: Instant) -> Vec<Datagram> {
+        let mut out = Vec::new();
+        for mut relay in self.relays {
+            relay.release(now);
+            out.extend(std::iter::from_fn(|| relay.poll_datagram()));
+        }
+        out
     }
 
     /// True once every server answered or gave up, or the deadline passed.

@@ -249,3 +249,17 @@ fn turns_and_tcp_are_refused_once_with_a_reason() {
     net.run_until(2 * S, 5 * MS, Net::live).expect("live");
     assert!(first_offer(&net).contains("typ srflx"), "the other server is used");
 }
+
+#[test]
+fn closing_while_gathering_releases_what_was_allocated() {
+    let mut net = net_with(vec![turn_server(PASSWORD), stun_server()]);
+    net.turn = Some(sim(Behaviour::Normal));
+    net.stun = Some(sim(Behaviour::Silent));
+    net.run_until(S, 10 * MS, |net| net.turn.as_ref().unwrap().allocated);
+    assert!(net.posts().is_empty(), "still waiting for the STUN server");
+    net.publisher.close(net.now);
+    net.exchange();
+    let (_, method, lifetime) = turn(&net).requests.last().unwrap().clone();
+    assert_eq!((method.as_str(), lifetime), ("Refresh", Some(0)));
+    assert_eq!(net.publisher.poll_timeout(), None);
+}
