@@ -12,6 +12,10 @@
 //! (signalling only). werift rebuilds every frame and reads its metadata;
 //! the offer carried a relayed candidate; the same network without the TURN
 //! server never connects.
+//!
+//! A second case makes the middle namespace a NAT (nftables masquerade) with
+//! coturn as a plain STUN server beside werift: the offer carries the NAT's
+//! address as a server-reflexive candidate. Without `nft` it is skipped.
 
 #![allow(clippy::disallowed_methods)] // reason: these tests drive real processes in real time, like the shell
 
@@ -57,15 +61,19 @@ struct Network {
     cam: String,
     turn: String,
     sfu: String,
+    /// The middle namespace's link towards the SFU.
+    outer: String,
 }
 
 impl Network {
-    fn create() -> Self {
-        let id = std::process::id() % 100_000;
+    /// The network of one test, `tag` (one letter) telling it from the others'.
+    fn create(tag: char) -> Self {
+        let id = format!("{tag}{}", std::process::id() % 100_000);
         let net = Self {
             cam: format!("turn-cam-{id}"),
             turn: format!("turn-mid-{id}"),
             sfu: format!("turn-sfu-{id}"),
+            outer: format!("tu{id}"),
         };
         for ns in [&net.cam, &net.turn, &net.sfu] {
             ip(&["netns", "add", ns]);
@@ -86,7 +94,7 @@ impl Network {
                 &net.turn,
                 TURN_OUTER,
                 format!("ts{id}"),
-                format!("tu{id}"),
+                net.outer.clone(),
             ),
         ];
         for (a, a_addr, b, b_addr, a_link, b_link) in &links {
@@ -98,6 +106,29 @@ impl Network {
             }
         }
         net
+    }
+
+    /// Makes the middle namespace a router that masquerades the camera
+    /// behind its outer address.
+    fn nat(&self) {
+        let status = Self::exec(&self.turn, "sysctl")
+            .args(["-q", "-w", "net.ipv4.ip_forward=1"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "enabling forwarding");
+        let outer = &self.outer;
+        let mut nft = Self::exec(&self.turn, "nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let rules = format!(
+            "table ip nat {{\n  chain post {{\n    type nat hook postrouting priority 100;\n    oifname \"{outer}\" masquerade;\n  }}\n}}\n"
+        );
+        std::io::Write::write_all(nft.stdin.as_mut().unwrap(), rules.as_bytes()).unwrap();
+        drop(nft.stdin.take());
+        assert!(nft.wait().unwrap().success(), "nft masquerade rule");
+        ip(&["-n", &self.cam, "route", "add", "default", "via", TURN_INNER]);
     }
 
     fn exec(ns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
@@ -142,27 +173,20 @@ fn next(lines: &mpsc::Receiver<String>, prefix: &str, wait: Duration) -> String 
     }
 }
 
-fn start_coturn(net: &Network, dir: &Path) -> Proc {
+/// coturn in namespace `ns` with `args` besides the common ones.
+fn start_coturn(ns: &str, dir: &Path, args: &[&str]) -> Proc {
     let log = dir.join("turnserver.log");
-    let child = Network::exec(&net.turn, "turnserver")
+    let child = Network::exec(ns, "turnserver")
         .args([
             "-n",
             "--no-cli",
             "--no-tls",
             "--no-dtls",
-            "--lt-cred-mech",
             "--fingerprint",
-        ])
-        .args([
-            "--listening-ip",
-            TURN_INNER,
-            "--relay-ip",
-            TURN_OUTER,
             "--listening-port",
             "3478",
         ])
-        .args(["--min-port", "50000", "--max-port", "50100", "--realm", "mado.test"])
-        .args(["--user", &format!("{TURN_USER}:{TURN_PASSWORD}")])
+        .args(args)
         .arg("--userdb")
         .arg(dir.join("turndb"))
         .arg("--pidfile")
@@ -194,7 +218,7 @@ struct Mado {
 }
 
 impl Mado {
-    fn start(net: &Network, dir: &Path, name: &str, ice_servers: &str) -> Self {
+    fn start(net: &Network, dir: &Path, name: &str, url: &str, ice_servers: &str) -> Self {
         let config = dir.join(format!("{name}.toml"));
         std::fs::write(
             &config,
@@ -202,7 +226,7 @@ impl Mado {
                 "[source]\nkind = \"testpattern\"\nsize = \"320x240\"\n\
                  [live]\nlisten = \"{CAM}:8080\"\nannounce = [\"{CAM}\"]\n[tls]\nmode = \"off\"\n\
                  [publish]\nconnect_timeout_ms = 4000\ninitial_backoff_ms = 30000\n\
-                 [[publish.endpoints]]\nname = \"werift\"\nurl = \"http://{TURN_INNER}:8088/whip\"\ntoken = \"{TOKEN}\"\n\
+                 [[publish.endpoints]]\nname = \"werift\"\nurl = \"{url}\"\ntoken = \"{TOKEN}\"\n\
                  {ice_servers}"
             ),
         )
@@ -273,6 +297,43 @@ impl Mado {
     }
 }
 
+/// The werift WHIP endpoint in the SFU's namespace: the process, its lines, its port.
+fn start_werift(net: &Network, whip: &Path) -> (Proc, mpsc::Receiver<String>, String) {
+    assert!(
+        whip.join("node_modules/werift").is_dir(),
+        "werift is not installed: run `npm ci` in appliance/tests/whip (scripts/test-all does)"
+    );
+    let mut child = Network::exec(&net.sfu, "node")
+        .arg("werift-whip.mjs")
+        .arg(FRAMES.to_string())
+        .arg(TOKEN)
+        .arg(SFU)
+        .current_dir(whip)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("running node");
+    let lines = lines_of(&mut child);
+    let proc = Proc(child);
+    let port = next(&lines, "listening ", Duration::from_secs(10));
+    (proc, lines, port)
+}
+
+/// Every frame with its own metadata (as `publish_werift` checks).
+fn check_frames(result: &Value) {
+    let frames = result["frames"].as_u64().unwrap();
+    assert!(frames >= FRAMES, "{result}");
+    assert_eq!(
+        result["withMeta"].as_u64(),
+        Some(frames),
+        "every frame carries metadata: {result}"
+    );
+    assert_eq!(result["metaErrors"].as_array().map(Vec::len), Some(0), "{result}");
+    assert_eq!(
+        result["timestampMismatches"], 0,
+        "each frame its own metadata: {result}"
+    );
+}
+
 fn state(endpoint: &Value) -> &str {
     endpoint["state"].as_str().unwrap_or("")
 }
@@ -280,26 +341,26 @@ fn state(endpoint: &Value) -> &str {
 #[test]
 fn werift_gets_every_frame_through_coturn_when_the_relay_is_the_only_path() {
     let whip = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/whip");
-    assert!(
-        whip.join("node_modules/werift").is_dir(),
-        "werift is not installed: run `npm ci` in appliance/tests/whip (scripts/test-all does)"
-    );
-    let net = Network::create();
+    let net = Network::create('r');
     let dir = tempfile::tempdir().unwrap();
-    let _coturn = start_coturn(&net, dir.path());
-
-    let mut child = Network::exec(&net.sfu, "node")
-        .arg("werift-whip.mjs")
-        .arg(FRAMES.to_string())
-        .arg(TOKEN)
-        .arg(SFU)
-        .current_dir(&whip)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("running node");
-    let werift_lines = lines_of(&mut child);
-    let _werift = Proc(child);
-    let port = next(&werift_lines, "listening ", Duration::from_secs(10));
+    let user = format!("{TURN_USER}:{TURN_PASSWORD}");
+    let relay = [
+        "--lt-cred-mech",
+        "--realm",
+        "mado.test",
+        "--user",
+        &user,
+        "--listening-ip",
+        TURN_INNER,
+        "--relay-ip",
+        TURN_OUTER,
+        "--min-port",
+        "50000",
+        "--max-port",
+        "50100",
+    ];
+    let _coturn = start_coturn(&net.turn, dir.path(), &relay);
+    let (_werift, werift_lines, port) = start_werift(&net, &whip);
 
     // WHIP's HTTP (signalling only) through the middle namespace.
     let proxy = format!(
@@ -322,7 +383,8 @@ fn werift_gets_every_frame_through_coturn_when_the_relay_is_the_only_path() {
          username = \"{TURN_USER}\"\ncredential = \"{TURN_PASSWORD}\"\n"
     );
     let started = Instant::now();
-    let mut mado = Mado::start(&net, dir.path(), "relayed", &ice_servers);
+    let url = format!("http://{TURN_INNER}:8088/whip");
+    let mut mado = Mado::start(&net, dir.path(), "relayed", &url, &ice_servers);
     let live = mado.wait("live through the relay", Duration::from_secs(20), |e| {
         state(e) == "live"
     });
@@ -330,18 +392,7 @@ fn werift_gets_every_frame_through_coturn_when_the_relay_is_the_only_path() {
     assert_eq!(live["candidates"], "host, relay", "{live}");
     let result: Value = serde_json::from_str(&next(&werift_lines, "result ", Duration::from_secs(40))).unwrap();
     println!("werift: {result}");
-    let frames = result["frames"].as_u64().unwrap();
-    assert!(frames >= FRAMES, "{result}");
-    assert_eq!(
-        result["withMeta"].as_u64(),
-        Some(frames),
-        "every frame carries metadata: {result}"
-    );
-    assert_eq!(result["metaErrors"].as_array().map(Vec::len), Some(0), "{result}");
-    assert_eq!(
-        result["timestampMismatches"], 0,
-        "each frame its own metadata: {result}"
-    );
+    check_frames(&result);
     let types = result["offerCandidates"].as_array().cloned().unwrap_or_default();
     assert!(
         types.contains(&Value::from("relay")),
@@ -371,11 +422,39 @@ fn werift_gets_every_frame_through_coturn_when_the_relay_is_the_only_path() {
     drop(mado);
 
     // The same network without the TURN server: ICE finds no path.
-    let mado = Mado::start(&net, dir.path(), "direct", "");
+    let mado = Mado::start(&net, dir.path(), "direct", &url, "");
     let failed = mado.wait("host candidates only", Duration::from_secs(20), |e| {
         state(e).contains("ICE failed") || state(e) == "live"
     });
     println!("without the relay: {failed}");
     assert!(state(&failed).contains("ICE failed"), "{failed}");
     assert_eq!(failed["candidates"], "host");
+}
+
+#[test]
+fn behind_a_nat_the_offer_carries_the_address_a_stun_server_saw() {
+    if Command::new("nft").arg("--version").output().is_err() {
+        println!("skipped: no `nft` (Debian package nftables) to make the NAT with");
+        return;
+    }
+    let whip = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/whip");
+    let net = Network::create('n');
+    net.nat();
+    let dir = tempfile::tempdir().unwrap();
+    let _stun = start_coturn(&net.sfu, dir.path(), &["--stun-only", "--listening-ip", SFU]);
+    let (_werift, werift_lines, port) = start_werift(&net, &whip);
+    let url = format!("http://{SFU}:{port}/whip");
+    let ice_servers = format!("[[publish.endpoints.ice_servers]]\nurl = \"stun:{SFU}:3478\"\n");
+    let started = Instant::now();
+    let mado = Mado::start(&net, dir.path(), "nat", &url, &ice_servers);
+    let live = mado.wait("live behind the NAT", Duration::from_secs(20), |e| state(e) == "live");
+    println!("live behind the NAT {:?} after mado started: {live}", started.elapsed());
+    assert_eq!(live["candidates"], "host, srflx", "{live}");
+    let result: Value = serde_json::from_str(&next(&werift_lines, "result ", Duration::from_secs(40))).unwrap();
+    println!("werift: {result}");
+    check_frames(&result);
+    let types = result["offerCandidates"].as_array().cloned().unwrap_or_default();
+    assert!(types.contains(&Value::from("srflx")), "{result}");
+    let log = std::fs::read_to_string(&mado.log).unwrap();
+    assert!(!log.contains("ICE server not used"), "the STUN server answered");
 }
