@@ -36,6 +36,7 @@ const SFU: &str = "203.0.113.2";
 const TOKEN: &str = "tok-turn-246";
 const TURN_USER: &str = "cam";
 const TURN_PASSWORD: &str = "relay-pw-135";
+const WRONG_PASSWORD: &str = "not-the-pw-579";
 const FRAMES: u64 = 120;
 
 /// A child process, killed when dropped.
@@ -420,6 +421,32 @@ fn werift_gets_every_frame_through_coturn_when_the_relay_is_the_only_path() {
         "the allocation was released:\n{turn_log}"
     );
     drop(mado);
+
+    // A wrong password: coturn answers 401 twice; the reason is shown, the
+    // offer goes with the host candidate, and nothing loops.
+    let wrong = format!(
+        "[[publish.endpoints.ice_servers]]\nurl = \"turn:{TURN_INNER}:3478?transport=udp\"\n\
+         username = \"{TURN_USER}\"\ncredential = \"{WRONG_PASSWORD}\"\n"
+    );
+    let mado = Mado::start(&net, dir.path(), "wrong", &url, &wrong);
+    let refused = mado.wait("the refusal reported", Duration::from_secs(20), |e| {
+        e["ice_problems"].as_array().is_some_and(|p| !p.is_empty())
+    });
+    println!("wrong password: {refused}");
+    assert!(
+        refused["ice_problems"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("401 again: the user name or password is wrong"),
+        "{refused}"
+    );
+    assert_eq!(refused["candidates"], "host", "{refused}");
+    let log = std::fs::read_to_string(&mado.log).unwrap();
+    assert!(!log.contains(WRONG_PASSWORD), "the credential was logged");
+    drop(mado);
+    let turn_log = std::fs::read_to_string(dir.path().join("turnserver.log")).unwrap_or_default();
+    let refusals = turn_log.lines().filter(|l| l.contains("401")).count();
+    println!("coturn logged {refusals} lines with a 401");
 
     // The same network without the TURN server: ICE finds no path.
     let mado = Mado::start(&net, dir.path(), "direct", &url, "");

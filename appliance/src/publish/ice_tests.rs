@@ -263,3 +263,19 @@ fn closing_while_gathering_releases_what_was_allocated() {
     assert_eq!((method.as_str(), lifetime), ("Refresh", Some(0)));
     assert_eq!(net.publisher.poll_timeout(), None);
 }
+
+#[test]
+fn an_allocation_left_from_a_restart_is_released_and_made_again() {
+    let mut net = net_with(vec![turn_server(PASSWORD)]);
+    net.turn = Some(sim(Behaviour::Leftover));
+    net.run_until(2 * S, 5 * MS, Net::live).expect("live");
+    assert!(first_offer(&net).contains("typ relay"));
+    let asked: Vec<_> = turn(&net).requests.iter().map(|(_, m, l)| (m.as_str(), *l)).collect();
+    let expected = [
+        ("Allocate", None),
+        ("Refresh", Some(0)),
+        ("Refresh", Some(0)),
+        ("Allocate", None),
+    ];
+    assert_eq!(asked[..4], expected, "437, 401, the old one released, then allocated");
+}

@@ -92,11 +92,17 @@ fn set_length(message: &mut [u8], more: usize) {
     message[2..4].copy_from_slice(&len.to_be_bytes());
 }
 
-/// A Refresh request; `lifetime` 0 releases the allocation.
-pub(super) fn refresh(id: TransId, auth: &Auth<'_>, lifetime: u32) -> Vec<u8> {
+/// A Refresh request; `lifetime` 0 releases the allocation. Unsigned, it
+/// only fetches the realm and nonce (in the 401).
+pub(super) fn refresh(id: TransId, auth: Option<&Auth<'_>>, lifetime: u32) -> Vec<u8> {
     let builder = StunMessageBuilder::new().refresh().request().lifetime(lifetime);
-    let builder = builder.username(auth.username).realm(auth.realm).nonce(auth.nonce);
-    encode(builder.build(id), Some(auth.key), 0)
+    match auth {
+        Some(auth) => {
+            let builder = builder.username(auth.username).realm(auth.realm).nonce(auth.nonce);
+            encode(builder.build(id), Some(auth.key), 0)
+        }
+        None => encode(builder.build(id), None, 0),
+    }
 }
 
 /// A CreatePermission request for `peer`'s address.

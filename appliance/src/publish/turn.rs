@@ -31,6 +31,9 @@ const MAX_STALE: u8 = 3;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Allocate,
+    /// A Refresh of lifetime 0 for an allocation this address left behind
+    /// (a restart before its release): the Allocate follows its answer.
+    Clear,
     Refresh(u32),
     Permission(SocketAddr),
 }
@@ -84,6 +87,8 @@ pub(super) struct TurnClient {
     /// Each peer address permitted, and when to renew its permission.
     permissions: Vec<(SocketAddr, Instant)>,
     stale: u8,
+    /// A leftover allocation was cleared once already.
+    cleared: bool,
     out: VecDeque<Datagram>,
 }
 
@@ -110,6 +115,7 @@ impl TurnClient {
             transactions: Vec::new(),
             permissions: Vec::new(),
             stale: 0,
+            cleared: false,
             out: VecDeque::new(),
         };
         client.request(now, Kind::Allocate);
@@ -178,7 +184,7 @@ impl TurnClient {
         self.transactions.retain(|t| !given_up.contains(&t.kind));
         for kind in given_up {
             match kind {
-                Kind::Allocate => self.fail("no answer to Allocate".into()),
+                Kind::Allocate | Kind::Clear => self.fail("no answer to Allocate".into()),
                 Kind::Refresh(_) => self.fail("no answer to Refresh".into()),
                 Kind::Permission(peer) => {
                     tracing::info!(server = %self.url, "no answer to CreatePermission for {peer}")
@@ -238,7 +244,7 @@ impl TurnClient {
                 let transaction = self.transactions.remove(at);
                 let expected = match transaction.kind {
                     Kind::Allocate => Method::Allocate,
-                    Kind::Refresh(_) => Method::Refresh,
+                    Kind::Refresh(_) | Kind::Clear => Method::Refresh,
                     Kind::Permission(_) => Method::CreatePermission,
                 };
                 if method != expected {
@@ -278,6 +284,13 @@ impl TurnClient {
                 self.request(now, kind);
             }
             Reply::Error { code: 401, .. } => self.fail("401 again: the user name or password is wrong".into()),
+            // 437: this address still holds an allocation (mado restarted
+            // before releasing it); release it, then allocate afresh.
+            Reply::Error { code: 437, .. } if kind == Kind::Allocate && !self.cleared => {
+                self.cleared = true;
+                self.request(now, Kind::Clear);
+            }
+            Reply::Error { .. } | Reply::Success { .. } if kind == Kind::Clear => self.request(now, Kind::Allocate),
             Reply::Error {
                 code: 438,
                 nonce: Some(nonce),
@@ -319,7 +332,7 @@ impl TurnClient {
                         self.state = TurnState::Allocated { relayed, mapped };
                         self.refresh_at = Some(now + refresh_in);
                     }
-                    Kind::Refresh(0) => {}
+                    Kind::Refresh(0) | Kind::Clear => {}
                     Kind::Refresh(_) => self.refresh_at = Some(now + refresh_in),
                     Kind::Permission(peer) => self.permissions.push((peer, now + PERMISSION_RENEW)),
                 }
@@ -345,7 +358,8 @@ impl TurnClient {
         });
         let bytes = match (kind, &auth) {
             (Kind::Allocate, auth) => stun::allocate(id, auth.as_ref()),
-            (Kind::Refresh(lifetime), Some(auth)) => stun::refresh(id, auth, lifetime),
+            (Kind::Refresh(lifetime), Some(auth)) => stun::refresh(id, Some(auth), lifetime),
+            (Kind::Clear, auth) => stun::refresh(id, auth.as_ref(), 0),
             (Kind::Permission(peer), Some(auth)) => stun::create_permission(id, auth, peer),
             (_, None) => return,
         };

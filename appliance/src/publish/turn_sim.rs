@@ -24,6 +24,9 @@ pub(super) enum Behaviour {
     StaleOnce,
     /// Every request gets this error code.
     Error(u16),
+    /// An allocation from an earlier run holds the client's address: 437
+    /// until a Refresh of lifetime 0 releases it.
+    Leftover,
     /// Every answer is garbage bytes.
     Garbage,
     /// No answer at all.
@@ -60,7 +63,7 @@ impl TurnSim {
             mapped,
             relayed,
             lifetime: 600,
-            allocated: false,
+            allocated: behaviour == Behaviour::Leftover,
             permissions: Vec::new(),
             requests: Vec::new(),
             nonce: "nonce-1".into(),
@@ -124,6 +127,14 @@ impl TurnSim {
         };
         if let Behaviour::Error(code) = self.behaviour {
             let answer = method_builder.failure().error_code(code, "Refused by test").build(id);
+            return out(server_bytes(answer, None));
+        }
+        // As coturn does: the mismatch before the credentials.
+        if self.behaviour == Behaviour::Leftover && self.allocated && method == "Allocate" {
+            let answer = method_builder
+                .failure()
+                .error_code(437, "Allocation Mismatch")
+                .build(id);
             return out(server_bytes(answer, None));
         }
         let signed = request.username() == Some(USER) && request.verify(&key, hmac);
