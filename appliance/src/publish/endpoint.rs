@@ -12,7 +12,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Input};
 
 use super::backoff::Backoff;
-use super::gather::{literal_ip, parse_ice_url, Gathered, Gatherer, ResolvedServer};
+use super::gather::{literal_ip, parse_ice_url, Gatherer, ResolvedServer};
 use super::http::{self, HttpFailure, HttpRequest, HttpResponse, IceServer, Method, RequestId, Secret};
 use super::session::{Datagram, Session, SessionEvent};
 use super::state::{millis, EndpointStatus, Failure, PublishState};
@@ -494,38 +494,11 @@ impl Publisher {
             return;
         };
         let gathered = gatherer.finish();
-        let candidates = self.candidates(&gathered);
+        let (candidates, kinds) = gathered.candidates(&self.config.candidates);
+        self.candidate_kinds = kinds;
         self.relays = gathered.relays;
         self.ice_problems = gathered.problems;
         self.post(now, &candidates);
-    }
-
-    /// Host candidates, then what gathering found.
-    fn candidates(&mut self, gathered: &Gathered) -> Vec<Candidate> {
-        let mut candidates = Vec::new();
-        let mut kinds = Vec::new();
-        let mut add = |candidate: Result<Candidate, is::IceError>, kind: &'static str| match candidate {
-            Ok(candidate) => {
-                candidates.push(candidate);
-                if !kinds.contains(&kind) {
-                    kinds.push(kind);
-                }
-            }
-            Err(e) => tracing::info!("candidate not offered: {e}"),
-        };
-        for addr in &self.config.candidates {
-            add(Candidate::host(*addr, "udp"), "host");
-        }
-        for (mapped, base) in &gathered.reflexive {
-            add(Candidate::server_reflexive(*mapped, *base, "udp"), "srflx");
-        }
-        for relay in &gathered.relays {
-            if let Some(relayed) = relay.relayed() {
-                add(Candidate::relayed(relayed, relay.base(), "udp"), "relay");
-            }
-        }
-        self.candidate_kinds = kinds;
-        candidates
     }
 
     /// Moves the TURN clients' datagrams to the output.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use is::stun::Method;
 use str0m::ice::TransId;
+use str0m::Candidate;
 
 use super::http::{IceServer, Secret};
 use super::session::Datagram;
@@ -98,6 +99,36 @@ pub(super) struct Gathered {
     pub(super) relays: Vec<TurnClient>,
     /// Each server that gave nothing, and why.
     pub(super) problems: Vec<String>,
+}
+
+impl Gathered {
+    /// The offer's candidates: a host one for each of `hosts`, then what
+    /// gathering found; and their kinds (`host`, `srflx`, `relay`) for the status.
+    pub(super) fn candidates(&self, hosts: &[SocketAddr]) -> (Vec<Candidate>, Vec<&'static str>) {
+        let mut candidates = Vec::new();
+        let mut kinds = Vec::new();
+        let mut add = |candidate: Result<Candidate, is::IceError>, kind: &'static str| match candidate {
+            Ok(candidate) => {
+                candidates.push(candidate);
+                if !kinds.contains(&kind) {
+                    kinds.push(kind);
+                }
+            }
+            Err(e) => tracing::info!("candidate not offered: {e}"),
+        };
+        for addr in hosts {
+            add(Candidate::host(*addr, "udp"), "host");
+        }
+        for (mapped, base) in &self.reflexive {
+            add(Candidate::server_reflexive(*mapped, *base, "udp"), "srflx");
+        }
+        for relay in &self.relays {
+            if let Some(relayed) = relay.relayed() {
+                add(Candidate::relayed(relayed, relay.base(), "udp"), "relay");
+            }
+        }
+        (candidates, kinds)
+    }
 }
 
 /// Gathering for one offer.
