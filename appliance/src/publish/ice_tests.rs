@@ -279,3 +279,22 @@ fn an_allocation_left_from_a_restart_is_released_and_made_again() {
     ];
     assert_eq!(asked[..4], expected, "437, 401, the old one released, then allocated");
 }
+
+#[test]
+fn server_names_are_looked_up_by_the_shell_and_a_failed_lookup_is_reported() {
+    let named = |url: &str| IceServer {
+        url: url.into(),
+        username: None,
+        credential: None,
+    };
+    let mut net = net_with(vec![named("stun:stun.sim.test:3478"), named("stun:nowhere.test")]);
+    net.stun = Some(sim(Behaviour::Normal));
+    net.dns.push(("stun.sim.test", STUN_ADDR.parse().unwrap()));
+    net.run_until(2 * S, 5 * MS, Net::live).expect("live");
+    assert!(first_offer(&net).contains("203.0.113.9 40000 typ srflx"));
+    let status = net.publisher.status(net.now);
+    assert_eq!(
+        status.ice_problems,
+        vec!["stun:nowhere.test: DNS failure: no such host".to_owned()]
+    );
+}

@@ -60,6 +60,8 @@ pub(super) struct Net {
     pub(super) turn: Option<TurnSim>,
     /// The camera and the WHIP server cannot reach each other directly.
     pub(super) direct_blocked: bool,
+    /// Host names the simulated DNS knows; others do not resolve.
+    pub(super) dns: Vec<(&'static str, SocketAddr)>,
     /// Answers to successive POSTs; the last repeats.
     replies: Vec<Reply>,
     /// Every request made, with when.
@@ -122,6 +124,7 @@ impl Net {
             stun: None,
             turn: None,
             direct_blocked: false,
+            dns: Vec::new(),
             replies,
             requests: Vec::new(),
             blackhole: false,
@@ -237,8 +240,15 @@ impl Net {
                         self.keyframe_asks += 1;
                         self.hub.request_keyframe(now);
                     }
-                    PublishOutput::Resolve { id, .. } => {
-                        self.publisher.handle_resolved(now, id, Err("no such host".into()));
+                    PublishOutput::Resolve { id, host, .. } => {
+                        let known = self.dns.iter().filter(|(name, _)| *name == host).map(|(_, a)| *a);
+                        let addrs: Vec<SocketAddr> = known.collect();
+                        let result = if addrs.is_empty() {
+                            Err("no such host".into())
+                        } else {
+                            Ok(addrs)
+                        };
+                        self.publisher.handle_resolved(now, id, result);
                     }
                     PublishOutput::Transmit {
                         source,
