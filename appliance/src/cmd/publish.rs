@@ -37,7 +37,13 @@ pub enum PublishWake {
 pub struct Answer {
     endpoint: usize,
     id: RequestId,
-    result: Result<HttpResponse, HttpFailure>,
+    result: AnswerResult,
+}
+
+/// An HTTP answer, or the addresses of a STUN or TURN server's name.
+enum AnswerResult {
+    Http(Result<HttpResponse, HttpFailure>),
+    Resolved(Result<Vec<SocketAddr>, String>),
 }
 
 /// Every enabled endpoint, and the HTTP client they share.
@@ -141,7 +147,10 @@ impl Publishing {
     /// An HTTP answer (or failure) arrived.
     pub fn handle_answer(&mut self, now: Instant, answer: Answer) {
         if let Some(publisher) = self.endpoints.get_mut(answer.endpoint) {
-            publisher.handle_http(now, answer.id, answer.result);
+            match answer.result {
+                AnswerResult::Http(result) => publisher.handle_http(now, answer.id, result),
+                AnswerResult::Resolved(result) => publisher.handle_resolved(now, answer.id, result),
+            }
         }
     }
 
@@ -229,7 +238,21 @@ impl Publishing {
                         let (agent, tx) = (self.agent.clone(), self.answers_tx.clone());
                         ex.spawn(async move {
                             let id = request.id;
-                            let result = smol::unblock(move || perform(&agent, request)).await;
+                            let result = AnswerResult::Http(smol::unblock(move || perform(&agent, request)).await);
+                            let _ = tx.send(Answer { endpoint, id, result }).await;
+                        })
+                        .detach();
+                    }
+                    PublishOutput::Resolve { id, host, port } => {
+                        let tx = self.answers_tx.clone();
+                        ex.spawn(async move {
+                            let lookup = smol::unblock(move || {
+                                (host.as_str(), port)
+                                    .to_socket_addrs()
+                                    .map(Iterator::collect)
+                                    .map_err(|e| e.to_string())
+                            });
+                            let result = AnswerResult::Resolved(lookup.await);
                             let _ = tx.send(Answer { endpoint, id, result }).await;
                         })
                         .detach();

@@ -9,12 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::net::{Protocol, Receive};
-use str0m::Input;
+use str0m::{Candidate, Input};
 
 use super::backoff::Backoff;
+use super::gather::{literal_ip, parse_ice_url, Gatherer, ResolvedServer};
 use super::http::{self, HttpFailure, HttpRequest, HttpResponse, IceServer, Method, RequestId, Secret};
 use super::session::{Datagram, Session, SessionEvent};
 use super::state::{millis, EndpointStatus, Failure, PublishState};
+use super::turn::{candidate_addrs, TurnClient};
 use crate::adapt::LinkReport;
 use crate::encode::EncodedFrame;
 
@@ -68,11 +70,27 @@ pub enum PublishOutput {
     KeyframeWanted,
     /// Make this request and hand the answer to [`Publisher::handle_http`].
     Http(HttpRequest),
+    /// Look up a STUN or TURN server's host name and hand the addresses to
+    /// [`Publisher::handle_resolved`].
+    Resolve {
+        /// Matches the answer to the question.
+        id: RequestId,
+        /// The host name.
+        host: String,
+        /// The server's port.
+        port: u16,
+    },
 }
 
 enum Phase {
     /// The next offer goes out at `at` (and once any DELETE is answered).
     Waiting { at: Instant },
+    /// Asking the STUN and TURN servers for candidates; some names may still
+    /// be looked up.
+    Gathering {
+        gatherer: Box<Gatherer>,
+        resolving: Vec<(RequestId, IceServer, bool)>,
+    },
     /// The offer is posted.
     Posting {
         request: RequestId,
@@ -106,6 +124,14 @@ pub struct Publisher {
     /// A POST made before shutdown: a session it creates is deleted at once.
     abandoned_post: Option<(RequestId, String)>,
     server_ice_servers: Vec<IceServer>,
+    /// The TURN allocations of this attempt (kept from gathering to the end).
+    relays: Vec<TurnClient>,
+    /// The kinds of candidate in the last offer, e.g. `host, srflx, relay`.
+    candidate_kinds: Vec<&'static str>,
+    /// STUN and TURN servers that gave nothing for the last offer, and why.
+    ice_problems: Vec<String>,
+    /// Server URLs refused (TLS, TCP, not a URL), logged once each.
+    refused: std::collections::HashSet<String>,
     next_request: u64,
     sessions: u32,
     out: VecDeque<PublishOutput>,
@@ -133,6 +159,10 @@ impl Publisher {
             pending_delete: None,
             abandoned_post: None,
             server_ice_servers: Vec::new(),
+            relays: Vec::new(),
+            candidate_kinds: Vec::new(),
+            ice_problems: Vec::new(),
+            refused: Default::default(),
             next_request: 0,
             sessions: 0,
             out: VecDeque::new(),
@@ -149,8 +179,8 @@ impl Publisher {
         &self.state
     }
 
-    /// ICE servers from the configuration and the server's `Link` headers.
-    /// Only host candidates are gathered today, so these are reported, not used.
+    /// ICE servers from the configuration and the server's `Link` headers
+    /// (those of the previous answer): each offer gathers from all of them.
     pub fn ice_servers(&self) -> impl Iterator<Item = &IceServer> {
         self.config.ice_servers.iter().chain(&self.server_ice_servers)
     }
@@ -168,6 +198,8 @@ impl Publisher {
             rtt_ms: session.and_then(|s| s.rtt()).map(millis),
             since_s: (now.saturating_duration_since(self.since).as_secs_f64() * 10.0).round() / 10.0,
             sessions: self.sessions,
+            candidates: self.candidate_kinds.join(", "),
+            ice_problems: self.ice_problems.clone(),
         }
     }
 
@@ -193,12 +225,15 @@ impl Publisher {
 
     /// When [`Publisher::handle_timeout`] wants to be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match &self.phase {
+        let phase = match &self.phase {
             Phase::Waiting { at } if self.pending_delete.is_none() => Some(*at),
+            Phase::Gathering { gatherer, .. } => Some(gatherer.poll_timeout()),
             Phase::Connecting { session, deadline } => Some(session.next_timeout().min(*deadline)),
             Phase::Live { session, .. } => Some(session.next_timeout().min(session.last_heard() + SILENCE_LIMIT)),
             _ => None,
-        }
+        };
+        let relays = self.relays.iter().filter_map(TurnClient::poll_timeout).min();
+        [phase, relays].into_iter().flatten().min()
     }
 
     /// Next thing for the shell to do.
@@ -208,8 +243,18 @@ impl Publisher {
 
     /// Time has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        for relay in &mut self.relays {
+            if relay.poll_timeout().is_some_and(|t| t <= now) {
+                relay.handle_timeout(now);
+            }
+        }
+        self.flush_relays();
         match &mut self.phase {
-            Phase::Waiting { at } if *at <= now && self.pending_delete.is_none() => self.post(now),
+            Phase::Waiting { at } if *at <= now && self.pending_delete.is_none() => self.gather(now),
+            Phase::Gathering { gatherer, .. } => {
+                gatherer.handle_timeout(now);
+                self.gathering_progress(now);
+            }
             Phase::Connecting { session, deadline } => {
                 if now >= *deadline {
                     let failure = if session.ice_connected() {
@@ -242,6 +287,23 @@ impl Publisher {
         destination: SocketAddr,
         contents: &[u8],
     ) -> bool {
+        if let Phase::Gathering { gatherer, .. } = &mut self.phase {
+            if gatherer.handle_receive(now, source, destination, contents) {
+                self.gathering_progress(now);
+                return true;
+            }
+        }
+        if let Some(relay) = self.relays.iter_mut().find(|r| r.is_from_server(source, destination)) {
+            let relayed = relay.relayed();
+            let data = relay.handle_receive(now, contents);
+            self.flush_relays();
+            if let (Some((peer, data)), Some(relayed)) = (data, relayed) {
+                if let Ok(receive) = Receive::new(Protocol::Udp, peer, relayed, &data) {
+                    self.session_input(now, Input::Receive(now, receive));
+                }
+            }
+            return true;
+        }
         let Some(session) = self.session() else {
             return false;
         };
@@ -299,8 +361,36 @@ impl Publisher {
         }
     }
 
+    /// The addresses of a STUN or TURN server's host name (empty, or an
+    /// error, when it has none).
+    pub fn handle_resolved(&mut self, now: Instant, id: RequestId, result: Result<Vec<SocketAddr>, String>) {
+        let Phase::Gathering { gatherer, resolving } = &mut self.phase else {
+            return;
+        };
+        let Some(at) = resolving.iter().position(|(r, _, _)| *r == id) else {
+            return;
+        };
+        let (_, server, turn) = resolving.remove(at);
+        let url = server.url.clone();
+        let families: Vec<bool> = self.config.candidates.iter().map(SocketAddr::is_ipv4).collect();
+        let why = match result.map(|addrs| addrs.into_iter().find(|a| families.contains(&a.is_ipv4()))) {
+            Ok(Some(addr)) => {
+                gatherer.add(now, &ResolvedServer { server, turn, addr });
+                None
+            }
+            Ok(None) => Some("the name has no address the media sockets can reach".to_owned()),
+            Err(why) => Some(format!("DNS failure: {why}")),
+        };
+        if let Some(why) = why {
+            tracing::info!(endpoint = %self.config.name, server = %url, "ICE server not used: {why}");
+            gatherer.problem(&url, &why);
+        }
+        self.gathering_progress(now);
+    }
+
     /// Ends publishing: the session is deleted on the server.
     pub fn close(&mut self, now: Instant) {
+        self.release_relays(now);
         match std::mem::replace(&mut self.phase, Phase::Stopped) {
             Phase::Posting { request, url, .. } => self.abandoned_post = Some((request, url)),
             Phase::Connecting { mut session, .. } | Phase::Live { mut session, .. } => session.close(),
@@ -336,8 +426,117 @@ impl Publisher {
         self.pending_delete = Some(self.request(Method::Delete, resource, None));
     }
 
-    fn post(&mut self, now: Instant) {
-        match Session::offer(now, &self.config.candidates, self.config.pacing_kbps) {
+    /// Starts an attempt: gathers from the ICE servers, or offers at once without any.
+    fn gather(&mut self, now: Instant) {
+        let servers: Vec<IceServer> = self.ice_servers().cloned().collect();
+        let mut gatherer = Gatherer::new(now, &self.config.candidates);
+        let mut resolving = Vec::new();
+        for server in servers {
+            let url = match parse_ice_url(&server.url) {
+                Ok(url) => url,
+                Err(why) => {
+                    if self.refused.insert(server.url.clone()) {
+                        tracing::warn!(endpoint = %self.config.name, server = %server.url, "ICE server not used: {why}");
+                    }
+                    gatherer.problem(&server.url, &why);
+                    continue;
+                }
+            };
+            match literal_ip(&url.host) {
+                Some(ip) => {
+                    let addr = SocketAddr::new(ip, url.port);
+                    gatherer.add(
+                        now,
+                        &ResolvedServer {
+                            server,
+                            turn: url.turn,
+                            addr,
+                        },
+                    );
+                }
+                None => {
+                    self.next_request += 1;
+                    let id = RequestId(self.next_request);
+                    self.out.push_back(PublishOutput::Resolve {
+                        id,
+                        host: url.host,
+                        port: url.port,
+                    });
+                    resolving.push((id, server, url.turn));
+                }
+            }
+        }
+        tracing::debug!(endpoint = %self.config.name, "gathering candidates");
+        self.phase = Phase::Gathering {
+            gatherer: Box::new(gatherer),
+            resolving,
+        };
+        self.set_state(now, PublishState::Connecting);
+        self.gathering_progress(now);
+    }
+
+    /// Sends what gathering asks to; offers once it is done.
+    fn gathering_progress(&mut self, now: Instant) {
+        let Phase::Gathering { gatherer, resolving } = &mut self.phase else {
+            return;
+        };
+        while let Some(d) = gatherer.poll_datagram() {
+            self.out.push_back(PublishOutput::Transmit {
+                source: d.source,
+                destination: d.destination,
+                contents: d.contents,
+            });
+        }
+        if !gatherer.done(now) || !(resolving.is_empty() || gatherer.past_deadline(now)) {
+            return;
+        }
+        let Phase::Gathering { gatherer, .. } = std::mem::replace(&mut self.phase, Phase::Stopped) else {
+            return;
+        };
+        let gathered = gatherer.finish();
+        let (candidates, kinds) = gathered.candidates(&self.config.candidates);
+        self.candidate_kinds = kinds;
+        self.relays = gathered.relays;
+        self.ice_problems = gathered.problems;
+        self.post(now, &candidates);
+    }
+
+    /// Moves the TURN clients' datagrams to the output.
+    fn flush_relays(&mut self) {
+        for relay in &mut self.relays {
+            while let Some(d) = relay.poll_datagram() {
+                self.out.push_back(PublishOutput::Transmit {
+                    source: d.source,
+                    destination: d.destination,
+                    contents: d.contents,
+                });
+            }
+        }
+    }
+
+    /// Gives the allocations back to their servers (those of a gathering
+    /// under way too).
+    fn release_relays(&mut self, now: Instant) {
+        if let Phase::Gathering { .. } = &self.phase {
+            if let Phase::Gathering { gatherer, .. } = std::mem::replace(&mut self.phase, Phase::Stopped) {
+                for d in gatherer.abandon(now) {
+                    self.out.push_back(PublishOutput::Transmit {
+                        source: d.source,
+                        destination: d.destination,
+                        contents: d.contents,
+                    });
+                }
+            }
+        }
+        for relay in &mut self.relays {
+            relay.release(now);
+        }
+        self.flush_relays();
+        self.relays.clear();
+    }
+
+    fn post(&mut self, now: Instant, candidates: &[Candidate]) {
+        match Session::offer(now, candidates, self.config.pacing_kbps) {
             Ok((session, offer)) => {
                 let url = self.config.url.clone();
                 let request = self.request(Method::Post, url.clone(), Some(offer.clone()));
@@ -382,6 +581,13 @@ impl Publisher {
                 if let Err(e) = session.accept(&response.body, &mut datagrams) {
                     return self.fail(now, Failure::BadAnswer(e), None);
                 }
+                let peers = candidate_addrs(&response.body);
+                for relay in &mut self.relays {
+                    for peer in &peers {
+                        relay.permit(now, *peer);
+                    }
+                }
+                self.flush_relays();
                 let deadline = now + self.config.connect_timeout;
                 self.phase = Phase::Connecting { session, deadline };
                 self.apply(now, datagrams, Vec::new());
@@ -421,11 +627,20 @@ impl Publisher {
     }
 
     fn apply(&mut self, now: Instant, datagrams: VecDeque<Datagram>, events: Vec<SessionEvent>) {
-        self.out.extend(datagrams.into_iter().map(|d| PublishOutput::Transmit {
-            source: d.source,
-            destination: d.destination,
-            contents: d.contents,
-        }));
+        for d in datagrams {
+            let d = match self.relays.iter().find(|r| r.relayed() == Some(d.source)) {
+                Some(relay) => match relay.send(d.destination, &d.contents) {
+                    Some(wrapped) => wrapped,
+                    None => continue,
+                },
+                None => d,
+            };
+            self.out.push_back(PublishOutput::Transmit {
+                source: d.source,
+                destination: d.destination,
+                contents: d.contents,
+            });
+        }
         for event in events {
             match event {
                 SessionEvent::Connected => {
@@ -452,6 +667,7 @@ impl Publisher {
 
     /// Ends the attempt; retries after a backoff unless the failure is final.
     fn fail(&mut self, now: Instant, failure: Failure, retry_after: Option<Duration>) {
+        self.release_relays(now);
         let previous = std::mem::replace(&mut self.phase, Phase::Stopped);
         match previous {
             Phase::Connecting { mut session, .. } => session.close(),

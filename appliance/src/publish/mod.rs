@@ -6,14 +6,25 @@
 //! names the state and publishes again after a backoff with jitter. The
 //! binary makes the HTTP requests and owns the sockets and the clock.
 //!
-//! Candidates: the media sockets' host addresses go in the offer, complete
-//! before the POST, so no trickle `PATCH` is needed.
+//! Candidates: the offer is complete before the POST (so no trickle `PATCH`
+//! is needed): the media sockets' host addresses, and what the ICE servers
+//! (configured, and the `Link` headers of the server's last answer) give in
+//! at most the gathering deadline (2.5 s): a server-reflexive address from each STUN
+//! server, a relayed one (and the mapped one) from each TURN server over UDP.
+//! The relay stays with the attempt: permissions for the answer's
+//! candidates, media in Send and Data indications, refreshes, and a release
+//! at the end. A server that fails is reported in the status, never a reason
+//! not to publish. Host names of ICE servers are looked up by the shell
+//! ([`PublishOutput::Resolve`]); TURN credentials are never logged or shown.
 
 mod backoff;
 mod endpoint;
+mod gather;
 mod http;
 mod session;
 mod state;
+mod stun;
+mod turn;
 
 pub use crate::config::publish::{EndpointConfig, IceServerConfig, PublishConfig, Token};
 pub use backoff::Backoff;
@@ -25,4 +36,8 @@ pub use http::{
 pub use state::{EndpointStatus, Failure, PublishState};
 
 #[cfg(test)]
+mod ice_tests;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod turn_sim;

@@ -59,7 +59,7 @@ pub(super) struct Session {
 
 impl Session {
     /// A new peer with the offer to POST.
-    pub(super) fn offer(now: Instant, candidates: &[SocketAddr], pacing_kbps: u32) -> Result<(Self, String), String> {
+    pub(super) fn offer(now: Instant, candidates: &[Candidate], pacing_kbps: u32) -> Result<(Self, String), String> {
         let start = Bitrate::kbps(u64::from(pacing_kbps.min(START_ESTIMATE_KBPS)));
         let mut rtc = Rtc::builder()
             .clear_codecs()
@@ -67,9 +67,8 @@ impl Session {
             .enable_bwe(Some(start))
             .set_stats_interval(Some(Duration::from_secs(1)))
             .build(now);
-        for addr in candidates {
-            let candidate = Candidate::host(*addr, "udp").map_err(|e| format!("candidate {addr}: {e}"))?;
-            rtc.add_local_candidate(candidate);
+        for candidate in candidates {
+            rtc.add_local_candidate(candidate.clone());
         }
         rtc.bwe()
             .set_bitrate(Bitrate::kbps(0), Bitrate::kbps(u64::from(pacing_kbps)));

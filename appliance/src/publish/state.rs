@@ -118,6 +118,11 @@ pub struct EndpointStatus {
     pub since_s: f64,
     /// Successful publishes so far (1 + re-publishes).
     pub sessions: u32,
+    /// The kinds of candidate the last offer carried: `host`, `srflx`, `relay`.
+    pub candidates: String,
+    /// STUN and TURN servers that gave no candidate for the last offer, and
+    /// why (URLs only: credentials are never shown).
+    pub ice_problems: Vec<String>,
 }
 
 /// Rounds for display.

@@ -11,19 +11,30 @@ use str0m::media::{KeyframeRequestKind, MediaData, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
+use super::turn_sim::{SimOut, TurnSim};
 use super::*;
 use crate::encode::EncodedFrame;
 use crate::live::tests::encoded_stream;
 use crate::live::{Hub, HubConfig, HubOutput};
 use crate::meta::FrameMeta;
 
-const SERVER_ADDR: &str = "127.0.0.1:7000";
-const CAMERA_ADDR: &str = "127.0.0.1:8189";
-const URL: &str = "http://sfu.test:8088/whip/endpoint/cam";
+pub(super) const SERVER_ADDR: &str = "127.0.0.1:7000";
+pub(super) const CAMERA_ADDR: &str = "127.0.0.1:8189";
+pub(super) const URL: &str = "http://sfu.test:8088/whip/endpoint/cam";
+/// The simulated STUN server, and the TURN server with its relayed address.
+pub(super) const STUN_ADDR: &str = "127.0.0.2:3478";
+pub(super) const TURN_ADDR: &str = "127.0.0.3:3478";
+pub(super) const RELAYED_ADDR: &str = "127.0.0.3:50000";
+/// The camera as the STUN and TURN servers see it (behind a NAT).
+pub(super) const MAPPED_ADDR: &str = "203.0.113.9:40000";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
 
 /// How the scripted HTTP side answers one POST.
 #[derive(Debug, Clone)]
-enum Reply {
+pub(super) enum Reply {
     /// 201 with an answer from a fresh str0m peer; Location as given.
     Answer {
         location: &'static str,
@@ -34,20 +45,27 @@ enum Reply {
     Fail(HttpFailure),
 }
 
-struct Server {
+pub(super) struct Server {
     rtc: Option<Rtc>,
     mid: Option<Mid>,
-    received: Vec<MediaData>,
+    pub(super) received: Vec<MediaData>,
 }
 
-struct Net {
-    now: Instant,
-    publisher: Publisher,
-    server: Server,
+pub(super) struct Net {
+    pub(super) now: Instant,
+    pub(super) publisher: Publisher,
+    pub(super) server: Server,
+    /// A STUN server at [`STUN_ADDR`], a TURN server at [`TURN_ADDR`].
+    pub(super) stun: Option<TurnSim>,
+    pub(super) turn: Option<TurnSim>,
+    /// The camera and the WHIP server cannot reach each other directly.
+    pub(super) direct_blocked: bool,
+    /// Host names the simulated DNS knows; others do not resolve.
+    pub(super) dns: Vec<(&'static str, SocketAddr)>,
     /// Answers to successive POSTs; the last repeats.
     replies: Vec<Reply>,
     /// Every request made, with when.
-    requests: Vec<(Instant, HttpRequest)>,
+    pub(super) requests: Vec<(Instant, HttpRequest)>,
     /// Datagrams in either direction vanish.
     blackhole: bool,
     /// The appliance's shared keyframe path.
@@ -56,7 +74,7 @@ struct Net {
     forced_keyframes: usize,
 }
 
-fn config(url: &str) -> PublisherConfig {
+pub(super) fn config(url: &str) -> PublisherConfig {
     PublisherConfig {
         name: "cloud".into(),
         url: url.into(),
@@ -76,11 +94,15 @@ fn start_instant() -> Instant {
 }
 
 impl Net {
-    fn new(url: &str, replies: Vec<Reply>) -> Self {
+    pub(super) fn new(url: &str, replies: Vec<Reply>) -> Self {
         Self::with_seed(url, replies, 1)
     }
 
     fn with_seed(url: &str, replies: Vec<Reply>, seed: u64) -> Self {
+        Self::with_config(config(url), replies, seed)
+    }
+
+    pub(super) fn with_config(config: PublisherConfig, replies: Vec<Reply>, seed: u64) -> Self {
         let now = start_instant();
         let hub = Hub::new(
             HubConfig {
@@ -93,12 +115,16 @@ impl Net {
         );
         Self {
             now,
-            publisher: Publisher::new(config(url), now, seed),
+            publisher: Publisher::new(config, now, seed),
             server: Server {
                 rtc: None,
                 mid: None,
                 received: Vec::new(),
             },
+            stun: None,
+            turn: None,
+            direct_blocked: false,
+            dns: Vec::new(),
             replies,
             requests: Vec::new(),
             blackhole: false,
@@ -108,7 +134,7 @@ impl Net {
         }
     }
 
-    fn posts(&self) -> Vec<Instant> {
+    pub(super) fn posts(&self) -> Vec<Instant> {
         self.requests
             .iter()
             .filter(|(_, r)| r.method == Method::Post)
@@ -124,7 +150,7 @@ impl Net {
             .collect()
     }
 
-    fn state(&self) -> String {
+    pub(super) fn state(&self) -> String {
         self.publisher.status(self.now).state
     }
 
@@ -176,7 +202,7 @@ impl Net {
     }
 
     /// Moves the clock by `dt` and delivers everything until quiet.
-    fn advance(&mut self, dt: Duration) {
+    pub(super) fn advance(&mut self, dt: Duration) {
         self.now += dt;
         let now = self.now;
         if self.publisher.poll_timeout().is_some_and(|t| t <= now) {
@@ -191,8 +217,9 @@ impl Net {
         self.exchange();
     }
 
-    fn exchange(&mut self) {
+    pub(super) fn exchange(&mut self) {
         let now = self.now;
+        let (mut to_camera, mut to_server) = (Vec::new(), Vec::new());
         loop {
             let mut moved = false;
             while let Some(output) = self.publisher.poll_output() {
@@ -213,37 +240,76 @@ impl Net {
                         self.keyframe_asks += 1;
                         self.hub.request_keyframe(now);
                     }
+                    PublishOutput::Resolve { id, host, .. } => {
+                        let known = self.dns.iter().filter(|(name, _)| *name == host).map(|(_, a)| *a);
+                        let addrs: Vec<SocketAddr> = known.collect();
+                        let result = if addrs.is_empty() {
+                            Err("no such host".into())
+                        } else {
+                            Ok(addrs)
+                        };
+                        self.publisher.handle_resolved(now, id, result);
+                    }
                     PublishOutput::Transmit {
                         source,
                         destination,
                         contents,
                     } => {
-                        let Some(rtc) = &mut self.server.rtc else { continue };
-                        if self.blackhole || destination != SERVER_ADDR.parse::<SocketAddr>().unwrap() {
+                        if self.blackhole {
                             continue;
                         }
-                        let receive = Receive::new(Protocol::Udp, source, destination, &contents).unwrap();
-                        let _ = rtc.handle_input(Input::Receive(now, receive));
+                        let server = match destination {
+                            d if d == addr(STUN_ADDR) => self.stun.as_mut(),
+                            d if d == addr(TURN_ADDR) => self.turn.as_mut(),
+                            _ => None,
+                        };
+                        if let Some(server) = server {
+                            for out in server.handle_client(now, &contents) {
+                                match out {
+                                    SimOut::ToClient(bytes) => to_camera.push((destination, source, bytes)),
+                                    SimOut::ToPeer { peer, data } => to_server.push((addr(RELAYED_ADDR), peer, data)),
+                                }
+                            }
+                        } else if destination == addr(SERVER_ADDR) && !self.direct_blocked {
+                            to_server.push((source, destination, contents));
+                        }
                     }
                 }
             }
+            if let Some(rtc) = &mut self.server.rtc {
+                for (source, destination, contents) in to_server.drain(..) {
+                    moved = true;
+                    let receive = Receive::new(Protocol::Udp, source, destination, &contents).unwrap();
+                    let _ = rtc.handle_input(Input::Receive(now, receive));
+                }
+            }
+            to_server.clear();
             while let Some(output) = self.hub.poll_output() {
                 if output == HubOutput::ForceKeyframe {
                     self.forced_keyframes += 1;
                 }
             }
-            let mut to_camera = Vec::new();
             if let Some(rtc) = &mut self.server.rtc {
                 while let Ok(output) = rtc.poll_output() {
                     match output {
                         Output::Timeout(_) => break,
+                        Output::Transmit(t) if t.destination == addr(RELAYED_ADDR) => {
+                            let relayed = self
+                                .turn
+                                .as_ref()
+                                .and_then(|turn| turn.handle_peer(t.source, &t.contents));
+                            if let Some(bytes) = relayed {
+                                to_camera.push((addr(TURN_ADDR), addr(CAMERA_ADDR), bytes));
+                            }
+                        }
+                        Output::Transmit(t) if self.direct_blocked => drop(t),
                         Output::Transmit(t) => to_camera.push((t.source, t.destination, t.contents.to_vec())),
                         Output::Event(Event::MediaData(data)) => self.server.received.push(data),
                         Output::Event(_) => {}
                     }
                 }
             }
-            for (source, destination, contents) in to_camera {
+            for (source, destination, contents) in to_camera.drain(..) {
                 moved = true;
                 if !self.blackhole {
                     self.publisher.handle_receive(now, source, destination, &contents);
@@ -256,7 +322,12 @@ impl Net {
     }
 
     /// Advances in `step`s until `done` or `limit` has passed; returns the time taken.
-    fn run_until(&mut self, limit: Duration, step: Duration, done: impl Fn(&Self) -> bool) -> Option<Duration> {
+    pub(super) fn run_until(
+        &mut self,
+        limit: Duration,
+        step: Duration,
+        done: impl Fn(&Self) -> bool,
+    ) -> Option<Duration> {
         let start = self.now;
         self.exchange();
         while !done(self) {
@@ -268,20 +339,20 @@ impl Net {
         Some(self.now - start)
     }
 
-    fn send(&mut self, frame: &EncodedFrame) {
+    pub(super) fn send(&mut self, frame: &EncodedFrame) {
         let data: Arc<[u8]> = frame.data.as_slice().into();
         self.hub.handle_frame(self.now, frame);
         self.publisher.handle_frame(self.now, frame, &data);
         self.advance(Duration::from_millis(33));
     }
 
-    fn live(&self) -> bool {
+    pub(super) fn live(&self) -> bool {
         *self.publisher.state() == PublishState::Live
     }
 }
 
-const MS: Duration = Duration::from_millis(1);
-const S: Duration = Duration::from_secs(1);
+pub(super) const MS: Duration = Duration::from_millis(1);
+pub(super) const S: Duration = Duration::from_secs(1);
 
 #[test]
 fn publishes_every_frame_with_its_metadata_and_deletes_on_close() {

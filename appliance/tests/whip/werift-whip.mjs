@@ -4,9 +4,11 @@
 // with the dashboard's decoder (appliance/web/meta.js). Halfway it sends a
 // PLI and notes how soon a keyframe follows.
 //
-// Usage: node werift-whip.mjs FRAMES TOKEN
+// Usage: node werift-whip.mjs FRAMES TOKEN [ADDRESS]
+// Listens on ADDRESS (default 127.0.0.1; ICE then uses that address too).
 // Prints `listening PORT`, then `result JSON` once FRAMES frames have been
 // checked (or after 30 s), then `deleted PATH` when the session is deleted.
+// The result names the candidate types of the first offer (`offerCandidates`).
 
 import http from 'node:http';
 import {
@@ -22,6 +24,7 @@ import { findInTemporalUnit } from '../../web/meta.js';
 
 const wanted = Number(process.argv[2] ?? 90);
 const token = process.argv[3] ?? '';
+const address = process.argv[4] ?? '127.0.0.1';
 const OBU_SEQUENCE_HEADER = 1;
 
 const result = {
@@ -38,6 +41,7 @@ const result = {
   firstSeq: null,
   lastSeq: null,
   posts: 0,
+  offerCandidates: null,
 };
 let reported = false;
 
@@ -112,7 +116,7 @@ function checkFrame(packets, receiver, ssrc) {
 
 async function answer(offer) {
   const pc = new RTCPeerConnection({
-    iceAdditionalHostAddresses: ['127.0.0.1'],
+    iceAdditionalHostAddresses: address === '127.0.0.1' ? ['127.0.0.1'] : [],
     codecs: {
       video: [
         new RTCRtpCodecParameters({
@@ -141,6 +145,7 @@ async function answer(offer) {
       });
     });
   });
+  result.offerCandidates ??= [...new Set([...offer.matchAll(/ typ (\w+)/g)].map((m) => m[1]))];
   await pc.setRemoteDescription({ type: 'offer', sdp: offer });
   await pc.setLocalDescription(await pc.createAnswer());
   if (pc.iceGatheringState !== 'complete') {
@@ -183,4 +188,4 @@ const server = http.createServer((req, res) => {
     }
   });
 });
-server.listen(0, '127.0.0.1', () => console.log(`listening ${server.address().port}`));
+server.listen(0, address, () => console.log(`listening ${server.address().port}`));
