@@ -298,10 +298,12 @@ fn janus_relays_every_frame_with_metadata_and_mado_publishes_again_after_janus_r
             "{key}: box on the target in {hits} of {checked}: {first}"
         );
     }
-    // Not asserted: capture to arrival in the browser (before decoding),
-    // through Janus and straight from mado, median and p95 in ms.
+    // Not asserted: capture to arrival in the browser (before decoding:
+    // `janus` through Janus, `lan` straight from mado) and to the screen
+    // (`janusShown`: the refresh the remote viewer's <video> shows it in;
+    // `lanDashboard`: the LAN dashboard's own figure), median and p95 in ms.
     println!(
-        "latency (capture to encoded frame in Chromium, ms): {}",
+        "latency (capture to encoded frame in Chromium, and to display, ms): {}",
         first["latency"]
     );
 

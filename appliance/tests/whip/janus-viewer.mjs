@@ -15,7 +15,11 @@
 //
 // Both ways it also times each frame from its capture (the metadata's
 // capture_us, mado's wall clock on the same machine) to its arrival in the
-// browser's encoded-frame transform, before decoding: `latency` in the stats.
+// browser's encoded-frame transform, before decoding (`janus`, `lan`); and
+// to the screen: through Janus to the refresh the <video> element shows the
+// picture in (requestVideoFrameCallback's expectedDisplayTime,
+// `janusShown`), on the LAN the dashboard's own glass-to-glass figure for
+// its composited picture (`lanDashboard`): `latency` in the stats.
 //
 // Usage: node janus-viewer.mjs JANUS_URL ROOM SECONDS [MADO_URL]
 // Prints `stats JSON` every second: totals since the start (`decoded` and
@@ -86,8 +90,15 @@ await page.addScriptTag({
 await page.waitForFunction(() => typeof window.findInTemporalUnit === 'function' && typeof window.boxOnRed === 'function');
 await page.evaluate(() => {
   window.totals = { frames: 0, withMeta: 0, own: 0, withDetections: 0, errors: 0 };
-  window.lat = { janus: [], lan: [] };
+  window.lat = { janus: [], lan: [], janusShown: [] };
   window.metaByRtp = new Map();
+  const now = () => performance.timeOrigin + performance.now();
+  // Capture to the refresh that shows the picture.
+  const shownAfter = (md, meta) => performance.timeOrigin + md.expectedDisplayTime - Number(meta.capture_us) / 1000;
+  const remember = (map, rtp, meta) => {
+    map.set(rtp, meta);
+    if (map.size > 300) map.delete(map.keys().next().value);
+  };
   window.overlay = { checked: 0, hits: 0, otherFrame: 0, unreadable: 0, noMeta: 0 };
   const canvas = document.createElement('canvas');
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
@@ -100,6 +111,7 @@ await page.evaluate(() => {
       o.noMeta++;
       return;
     }
+    window.lat.janusShown.push(shownAfter(md, meta));
     const [w, h] = [md.width, md.height];
     if (canvas.width !== w || canvas.height !== h) [canvas.width, canvas.height] = [w, h];
     ctx.drawImage(video, 0, 0, w, h);
@@ -120,7 +132,6 @@ await page.evaluate(() => {
     if (target && window.boxOnRed(window.boxToPixels(target.box, w, h), red).hit) o.hits++;
   };
   video.requestVideoFrameCallback(onFrame);
-  const now = () => performance.timeOrigin + performance.now();
   window.latencies = () => {
     const summary = (all) => {
       const v = all.slice(-300).sort((a, b) => a - b);
@@ -128,7 +139,8 @@ await page.evaluate(() => {
       const at = (q) => Math.round(v[Math.min(v.length - 1, Math.floor(q * v.length))] * 10) / 10;
       return { median: at(0.5), p95: at(0.95), n: v.length };
     };
-    return { janus: summary(window.lat.janus), lan: summary(window.lat.lan) };
+    const l = window.lat;
+    return { janus: summary(l.janus), lan: summary(l.lan), janusShown: summary(l.janusShown) };
   };
   // A second, plain WHEP session straight to mado, timed the same way.
   window.connectLan = async () => {
@@ -181,8 +193,7 @@ await page.evaluate(() => {
               const meta = window.findInTemporalUnit(new Uint8Array(frame.data));
               if (meta) {
                 window.lat.janus.push(now() - Number(meta.capture_us) / 1000);
-                window.metaByRtp.set(frame.getMetadata().rtpTimestamp, meta);
-                if (window.metaByRtp.size > 300) window.metaByRtp.delete(window.metaByRtp.keys().next().value);
+                remember(window.metaByRtp, frame.getMetadata().rtpTimestamp, meta);
                 t.withMeta++;
                 window.session.withMeta++;
                 if (meta.detections) t.withDetections++;
@@ -285,13 +296,16 @@ while (Date.now() - start < seconds * 1000) {
   if (totals.frames > lastFrames) quietSince = Date.now();
   lastFrames = totals.frames;
   const extra = {};
+  extra.latency = await page.evaluate(() => window.latencies());
   if (lan) {
     const snapshot = await lan.evaluate(() => window.madoTest.refresh());
     extra.lan = snapshot.framesDecoded;
     extra.lanOverlay = { checked: snapshot.overlay.checked, hits: snapshot.overlay.hits };
     extra.publish = await madoState();
+    const v = snapshot.latencyMs.slice(-300).sort((x, y) => x - y);
+    const at = (q) => Math.round(v[Math.min(v.length - 1, Math.floor(q * v.length))] * 10) / 10;
+    if (v.length) extra.latency.lanDashboard = { median: at(0.5), p95: at(0.95), n: v.length };
   }
-  extra.latency = await page.evaluate(() => window.latencies());
   extra.overlay = await page.evaluate(() => window.overlay);
   const line = { t: (Date.now() - start) / 1000, joins, decoded: decodedBefore + decoded, ...totals, ...extra };
   console.log(`stats ${JSON.stringify(line)}`);
