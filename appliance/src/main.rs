@@ -57,6 +57,8 @@ enum AuthCommand {
     Init,
     /// Set the password to the first line of standard input (at least 8 characters).
     SetPassword,
+    /// Reset the password to the first-boot state: a new generated one, printed once and kept in the state directory's `initial-password`; every session ends, API tokens stay. The board's button does the same when held 10 s.
+    ResetPassword,
     /// API tokens for scripts and WHEP clients (`Authorization: Bearer <token>`).
     Token {
         #[command(subcommand)]
@@ -220,6 +222,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let command = match command {
                 AuthCommand::Init => A::Init,
                 AuthCommand::SetPassword => A::SetPassword,
+                AuthCommand::ResetPassword => A::ResetPassword,
                 AuthCommand::Token { command } => match command {
                     TokenCommand::Create { name } => A::TokenCreate(name),
                     TokenCommand::Revoke { name } => A::TokenRevoke(name),

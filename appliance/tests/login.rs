@@ -398,6 +398,43 @@ fn set_password_replaces_the_password_and_ends_the_sessions() {
     assert_eq!(login(&server.base, "a brand new password").0, 204);
 }
 
+/// What the board's button does when held 10 s (`Store::reset_password`).
+#[test]
+fn reset_password_goes_back_to_a_generated_first_password_and_ends_the_sessions() {
+    let server = Server::start(&[]);
+    let (status, cookie) = login(&server.base, PASSWORD);
+    assert_eq!(status, 204);
+    let cookie = cookie.unwrap().split(';').next().unwrap().to_owned();
+    let out = common::auth::mado_command()
+        .arg("--state-dir")
+        .arg(server.auth.dir())
+        .args(["auth", "reset-password"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let initial = server.auth.dir().join("initial-password");
+    assert_eq!(mode(&initial), 0o600);
+    let generated = std::fs::read_to_string(&initial).unwrap().trim().to_owned();
+    assert!(
+        generated.len() >= 8 && printed.contains(&generated),
+        "the new password is printed once: {printed}"
+    );
+    assert_eq!(
+        get(&server.base, "/api/status", Some(&cookie)),
+        401,
+        "every session ends"
+    );
+    assert_eq!(login(&server.base, PASSWORD).0, 401, "the old password is gone");
+    assert_eq!(login(&server.base, &generated).0, 204);
+    let with_token = server.agent().get(format!("{}/api/status", server.base)).call();
+    assert_eq!(
+        with_token.map(|r| r.status().as_u16()).ok(),
+        Some(200),
+        "API tokens stay"
+    );
+}
+
 #[test]
 fn a_revoked_token_is_refused() {
     let server = Server::start(&[]);

@@ -146,11 +146,19 @@ impl Store {
                 return Ok(None);
             }
         }
+        self.reset_password().map(Some)
+    }
+
+    /// Back to the first-boot state: a new generated password replaces the
+    /// password (its hash; the password itself goes to `initial-password`,
+    /// mode 0600, as on the first start), which ends every session (the
+    /// login gate watches the hash file). API tokens stay. Returns it.
+    pub fn reset_password(&self) -> anyhow::Result<String> {
         let generated = password::generate(&random()?);
         let hash = password::hash(&generated, &random()?)?;
         write_private(&self.initial_password_path(), format!("{generated}\n").as_bytes())?;
         write_private(&self.password_path(), format!("{hash}\n").as_bytes())?;
-        Ok(Some(generated))
+        Ok(generated)
     }
 
     /// The API tokens (none when the file is missing).
@@ -300,6 +308,8 @@ pub enum AuthCommand {
     Init,
     /// A new password from standard input.
     SetPassword,
+    /// Back to the first-boot state: a new generated password.
+    ResetPassword,
     /// A new API token, printed once.
     TokenCreate(String),
     /// Remove an API token.
@@ -340,6 +350,14 @@ pub fn command(config: &Config, command: AuthCommand) -> anyhow::Result<ExitCode
             let new = input.lines().next().unwrap_or_default();
             store.set_password(new)?;
             println!("mado: password set ({dir}/password)");
+        }
+        AuthCommand::ResetPassword => {
+            let generated = store.reset_password()?;
+            println!(
+                "mado: the dashboard password is reset to a generated one: {generated}\n\
+                 mado: (also in {}; every session has ended; API tokens stay)",
+                store.initial_password_path().display()
+            );
         }
         AuthCommand::TokenCreate(name) => {
             let (token, _) = store.create_token(&name)?;

@@ -3,13 +3,12 @@
 //! appliance's state and each frame's detections.
 //!
 //! The PIR's motion wakes the detector through the motion gate
-//! ([`MotionTrigger`]: full rate at once, then `[motion] hold_ms`). Events
-//! without a consumer yet are hooks: a short
-//! press is logged and counted as a snapshot event (events do not exist
-//! yet), and a 10 s hold writes `reset-password` in the state directory for
-//! the login work to act on.
+//! ([`MotionTrigger`]: full rate at once, then `[motion] hold_ms`). A 10 s
+//! hold of the button resets the dashboard password to the first-boot state
+//! (`Store::reset_password`, as `mado auth reset-password` does: a new
+//! generated password in the state directory's `initial-password`, every
+//! session ended). A short press is logged and counted as a snapshot.
 
-use std::path::PathBuf;
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
@@ -18,10 +17,10 @@ use mado::config::BoardConfig;
 use mado::encode::EncodedFrame;
 use mado::pipeline::{MotionTrigger, StatsSnapshot};
 
+use super::auth::Store;
+
 /// How often the input pins are sampled (debouncing works on these samples).
 const SAMPLE_EVERY: Duration = Duration::from_millis(10);
-/// The marker the button's long press leaves for the login work.
-pub const RESET_MARKER: &str = "reset-password";
 
 enum Message {
     State(ApplianceState),
@@ -37,7 +36,8 @@ pub struct BoardIo {
 impl BoardIo {
     /// Opens the configured lines and starts the board thread; features
     /// that are not available are logged once and left out.
-    pub fn start(config: &BoardConfig, motion: MotionTrigger) -> Self {
+    /// `credentials` is where the button's long press resets the password.
+    pub fn start(config: &BoardConfig, motion: MotionTrigger, credentials: Store) -> Self {
         let model = std::fs::read_to_string("/proc/device-tree/model").ok();
         let profile = config.profile(model.as_deref());
         let lines = config.lines(profile);
@@ -62,7 +62,6 @@ impl BoardIo {
             relay_hold: Duration::from_millis(config.relay_hold_ms.get() as u64),
             pir_settle: Duration::from_millis(config.pir_settle_ms.get() as u64),
         };
-        let state_dir = std::env::var_os("STATE_DIRECTORY").map_or_else(|| PathBuf::from("."), PathBuf::from);
         let (tx, rx) = channel();
         #[allow(clippy::disallowed_methods, reason = "the board shell's own thread")]
         let spawned = std::thread::Builder::new().name("mado-board".into()).spawn(move || {
@@ -71,7 +70,7 @@ impl BoardIo {
             let mut shell = Shell {
                 logic: BoardLogic::new(now, logic_config),
                 pins,
-                state_dir,
+                credentials,
                 motion: 0,
                 trigger: motion,
                 snapshots: 0,
@@ -142,7 +141,7 @@ impl BoardIo {
 struct Shell {
     logic: BoardLogic,
     pins: BoardPins,
-    state_dir: PathBuf,
+    credentials: Store,
     motion: u64,
     trigger: MotionTrigger,
     snapshots: u64,
@@ -185,16 +184,14 @@ impl Shell {
                     self.snapshots += 1;
                     tracing::info!(count = self.snapshots, "board: button pressed: snapshot event");
                 }
-                BoardOutput::ResetPassword => {
-                    let marker = self.state_dir.join(RESET_MARKER);
-                    match std::fs::write(&marker, b"reset requested by the button\n") {
-                        Ok(()) => tracing::warn!(
-                            "board: button held 10 s: password reset to first-boot state requested ({})",
-                            marker.display()
-                        ),
-                        Err(e) => tracing::warn!("board: cannot write {}: {e}", marker.display()),
-                    }
-                }
+                BoardOutput::ResetPassword => match self.credentials.reset_password() {
+                    Ok(_) => tracing::warn!(
+                        "board: button held 10 s: the dashboard password is reset to a generated one (in {}); \
+                         every session has ended",
+                        self.credentials.initial_password_path().display()
+                    ),
+                    Err(e) => tracing::warn!("board: button held 10 s, but the password reset failed: {e:#}"),
+                },
             }
         }
     }

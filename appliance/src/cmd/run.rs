@@ -137,6 +137,8 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         )?),
         false => None,
     };
+    // The board's button resets the password here (a 10 s hold).
+    let credentials = gate.store().clone();
     let state = Arc::new(HttpState {
         commands: commands_tx,
         // Known before the first status refresh.
@@ -191,7 +193,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         publishing,
         ex: ex.clone(),
         service: super::service::Service::from_env(),
-        board: super::board_io::BoardIo::start(&config.board, pipeline.motion_trigger()),
+        board: super::board_io::BoardIo::start(&config.board, pipeline.motion_trigger(), credentials),
         mqtt,
         events,
     };

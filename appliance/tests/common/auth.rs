@@ -19,7 +19,7 @@ pub struct TestAuth {
     pub token: String,
 }
 
-fn mado_command() -> Command {
+pub fn mado_command() -> Command {
     let bin = std::env::var_os("MADO_BIN").map_or_else(|| env!("CARGO_BIN_EXE_mado").into(), std::path::PathBuf::from);
     let mut cmd = Command::new(bin);
     cmd.env("MADO_LOG", "warn").env_remove("MADO_CONFIG");
