@@ -7,7 +7,9 @@
 //! hold of the button resets the dashboard password to the first-boot state
 //! (`Store::reset_password`, as `mado auth reset-password` does: a new
 //! generated password in the state directory's `initial-password`, every
-//! session ended). A short press is logged and counted as a snapshot.
+//! session ended). A short press opens a `button` event (snapshot and clip,
+//! as a detection's event has) when `[events]` is on, and is only logged
+//! and counted otherwise.
 
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
@@ -18,6 +20,7 @@ use mado::encode::EncodedFrame;
 use mado::pipeline::{MotionTrigger, StatsSnapshot};
 
 use super::auth::Store;
+use super::events::EventRequest;
 
 /// How often the input pins are sampled (debouncing works on these samples).
 const SAMPLE_EVERY: Duration = Duration::from_millis(10);
@@ -36,8 +39,14 @@ pub struct BoardIo {
 impl BoardIo {
     /// Opens the configured lines and starts the board thread; features
     /// that are not available are logged once and left out.
-    /// `credentials` is where the button's long press resets the password.
-    pub fn start(config: &BoardConfig, motion: MotionTrigger, credentials: Store) -> Self {
+    /// `credentials` is where the button's long press resets the password;
+    /// `events` takes its short presses (none when events are off).
+    pub fn start(
+        config: &BoardConfig,
+        motion: MotionTrigger,
+        credentials: Store,
+        events: Option<EventRequest>,
+    ) -> Self {
         let model = std::fs::read_to_string("/proc/device-tree/model").ok();
         let profile = config.profile(model.as_deref());
         let lines = config.lines(profile);
@@ -71,6 +80,7 @@ impl BoardIo {
                 logic: BoardLogic::new(now, logic_config),
                 pins,
                 credentials,
+                events,
                 motion: 0,
                 trigger: motion,
                 snapshots: 0,
@@ -142,6 +152,7 @@ struct Shell {
     logic: BoardLogic,
     pins: BoardPins,
     credentials: Store,
+    events: Option<EventRequest>,
     motion: u64,
     trigger: MotionTrigger,
     snapshots: u64,
@@ -182,7 +193,16 @@ impl Shell {
                 }
                 BoardOutput::Snapshot => {
                     self.snapshots += 1;
-                    tracing::info!(count = self.snapshots, "board: button pressed: snapshot event");
+                    match &self.events {
+                        Some(events) => {
+                            events.fire();
+                            tracing::info!(count = self.snapshots, "board: button pressed: a button event");
+                        }
+                        None => tracing::info!(
+                            count = self.snapshots,
+                            "board: button pressed (events are off: counted only)"
+                        ),
+                    }
                 }
                 BoardOutput::ResetPassword => match self.credentials.reset_password() {
                     Ok(_) => tracing::warn!(

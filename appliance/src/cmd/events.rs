@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -46,8 +47,24 @@ enum Job {
     Close { id: String },
 }
 
+/// The label of the event the board's button asks for.
+pub const BUTTON_EVENT: &str = "button";
+
+/// Asks for an event on the next frame (the board's button, from its own
+/// thread).
+#[derive(Clone, Default)]
+pub struct EventRequest(Arc<AtomicBool>);
+
+impl EventRequest {
+    /// An event with its snapshot on the next encoded frame.
+    pub fn fire(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// The driver's side: tracker, recorder and the queue to the writer.
 pub struct Events {
+    request: EventRequest,
     tracker: EventTracker,
     recorder: ClipRecorder,
     recent: Arc<RecentFrames>,
@@ -80,6 +97,7 @@ impl Events {
             .context("starting the clip writer")?;
         tracing::info!(dir = %clip_dir(config).display(), "events on");
         Ok(Self {
+            request: EventRequest::default(),
             tracker: EventTracker::new(config.tracker()),
             recorder: ClipRecorder::new(config.clips(1000 / u64::from(fps.max(1)))),
             recent,
@@ -94,9 +112,18 @@ impl Events {
         self.tracker.set_zones(zones);
     }
 
+    /// How another thread asks for a `button` event.
+    pub fn request(&self) -> EventRequest {
+        self.request.clone()
+    }
+
     /// Takes one encoded frame; returns the event updates it caused (for notifiers).
     pub fn on_frame(&mut self, frame: &EncodedFrame, request_keyframe: impl FnMut()) -> Vec<EventUpdate> {
-        self.tracker.handle_frame(&frame.info.to_meta());
+        let meta = frame.info.to_meta();
+        self.tracker.handle_frame(&meta);
+        if self.request.0.swap(false, Ordering::Relaxed) {
+            self.tracker.handle_request(&meta, BUTTON_EVENT);
+        }
         self.recorder.push(Arc::new(frame.clone()));
         self.drain(request_keyframe)
     }

@@ -193,7 +193,12 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         publishing,
         ex: ex.clone(),
         service: super::service::Service::from_env(),
-        board: super::board_io::BoardIo::start(&config.board, pipeline.motion_trigger(), credentials),
+        board: super::board_io::BoardIo::start(
+            &config.board,
+            pipeline.motion_trigger(),
+            credentials,
+            events.as_ref().map(super::events::Events::request),
+        ),
         mqtt,
         events,
     };

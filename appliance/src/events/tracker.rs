@@ -191,6 +191,30 @@ impl EventTracker {
         }
     }
 
+    /// Someone asked for an event on this frame (the board's button): an
+    /// event labelled `label` opens at once, whatever `min_frames` says, with
+    /// this frame as its best; asking again while it is open keeps it open.
+    /// It ends after `quiet_ms`, as any event does.
+    pub fn handle_request(&mut self, meta: &FrameMeta, label: &str) {
+        let now_ms = meta.capture_us / 1000;
+        self.handle_timeout(now_ms);
+        if !self.open.contains_key(label) {
+            self.candidates.remove(label);
+            let frames = self.settings.min_frames.max(1);
+            self.candidates.insert(
+                label.to_owned(),
+                Candidate {
+                    first_ms: now_ms,
+                    last_ms: now_ms,
+                    frames: frames - 1,
+                    best: (Norm16::from_f32(0.0), meta.seq, now_ms),
+                    zones: Vec::new(),
+                },
+            );
+        }
+        self.on_detection(now_ms, meta.seq, label.to_owned(), Norm16::from_f32(1.0), Vec::new());
+    }
+
     fn on_detection(&mut self, now_ms: u64, seq: u64, label: String, score: Norm16, zones: Vec<String>) {
         if let Some(event) = self.open.get_mut(&label) {
             event.end_ms = None;

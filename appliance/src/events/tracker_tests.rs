@@ -204,3 +204,33 @@ fn time_never_goes_back_and_no_timeout_without_frames_is_lost() {
     tracker.handle_timeout(T0_MS + 1_000 + 1_000);
     assert!(matches!(drain(&mut tracker)[..], [EventUpdate::Ended(_)]));
 }
+
+#[test]
+fn a_requested_event_opens_at_once_on_that_frame_and_ends_when_quiet() {
+    // min_frames = 3 and the class list do not apply to a request.
+    let mut tracker = EventTracker::new(settings());
+    tracker.handle_frame(&frame(0, &[]));
+    tracker.handle_request(&frame(1, &[]), "button");
+    let updates = drain(&mut tracker);
+    let EventUpdate::Started(e) = &updates[0] else {
+        panic!("{updates:?}")
+    };
+    assert_eq!((e.label.as_str(), e.best_seq, e.frames), ("button", 1, 1));
+    // A second press while it is open keeps the one event open.
+    tracker.handle_request(&frame(5, &[]), "button");
+    assert!(drain(&mut tracker)
+        .iter()
+        .all(|u| !matches!(u, EventUpdate::Started(_))));
+    for seq in 6..20 {
+        tracker.handle_frame(&frame(seq, &[]));
+    }
+    let ended: Vec<EventInfo> = drain(&mut tracker)
+        .into_iter()
+        .filter_map(|u| match u {
+            EventUpdate::Ended(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended.len(), 1, "one event, ended 1 s after the last press");
+    assert_eq!(ended[0].end_ms, Some(T0_MS + 500));
+}
