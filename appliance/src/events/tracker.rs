@@ -198,21 +198,20 @@ impl EventTracker {
     pub fn handle_request(&mut self, meta: &FrameMeta, label: &str) {
         let now_ms = meta.capture_us / 1000;
         self.handle_timeout(now_ms);
-        if !self.open.contains_key(label) {
-            self.candidates.remove(label);
-            let frames = self.settings.min_frames.max(1);
-            self.candidates.insert(
-                label.to_owned(),
-                Candidate {
-                    first_ms: now_ms,
-                    last_ms: now_ms,
-                    frames: frames - 1,
-                    best: (Norm16::from_f32(0.0), meta.seq, now_ms),
-                    zones: Vec::new(),
-                },
-            );
+        let best = Norm16::from_f32(1.0);
+        if self.open.contains_key(label) {
+            self.on_detection(now_ms, meta.seq, label.to_owned(), best, Vec::new());
+            return;
         }
-        self.on_detection(now_ms, meta.seq, label.to_owned(), Norm16::from_f32(1.0), Vec::new());
+        let candidate = Candidate {
+            first_ms: now_ms,
+            last_ms: now_ms,
+            frames: 1,
+            best: (best, meta.seq, now_ms),
+            zones: Vec::new(),
+        };
+        self.candidates.insert(label.to_owned(), candidate);
+        self.start(label.to_owned());
     }
 
     fn on_detection(&mut self, now_ms: u64, seq: u64, label: String, score: Norm16, zones: Vec<String>) {
@@ -254,17 +253,25 @@ impl EventTracker {
             }
         }
         if candidate.frames >= self.settings.min_frames.max(1) {
-            self.started += 1;
-            let id = format!("{}-{}", candidate.first_ms, self.started);
-            let mut event = EventInfo::new(id, label.clone(), candidate.first_ms);
-            event.frames = candidate.frames;
-            event.zones = candidate.zones.clone();
-            (event.best_score, event.best_seq, event.best_ms) =
-                (candidate.best.0.get(), candidate.best.1, candidate.best.2);
-            self.updates.push_back(EventUpdate::Started(event.clone()));
-            self.updates.push_back(EventUpdate::Best(event.clone()));
-            self.open.insert(label, event);
+            self.start(label);
         }
+    }
+
+    /// Opens the event of `label`'s candidate.
+    fn start(&mut self, label: String) {
+        let Some(candidate) = self.candidates.get(&label) else {
+            return;
+        };
+        self.started += 1;
+        let id = format!("{}-{}", candidate.first_ms, self.started);
+        let mut event = EventInfo::new(id, label.clone(), candidate.first_ms);
+        event.frames = candidate.frames;
+        event.zones = candidate.zones.clone();
+        (event.best_score, event.best_seq, event.best_ms) =
+            (candidate.best.0.get(), candidate.best.1, candidate.best.2);
+        self.updates.push_back(EventUpdate::Started(event.clone()));
+        self.updates.push_back(EventUpdate::Best(event.clone()));
+        self.open.insert(label, event);
     }
 
     /// Moves time on to `now_ms` (UNIX milliseconds): events quiet for
