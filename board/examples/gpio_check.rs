@@ -20,7 +20,7 @@
 
 use std::time::{Duration, Instant};
 
-use board::gpio::{ApplianceState, BoardLogic, BoardOutput, BoardPins, InputSample, LogicConfig, Profile};
+use board::gpio::{ApplianceState, BoardLogic, BoardOutput, BoardPins, LogicConfig, Profile};
 
 /// BCM2835 GPIO registers in qemu's raspi3b (BCM2837) address map.
 const GPIO_BASE: libc::off_t = 0x3f20_0000;
@@ -54,8 +54,7 @@ fn open_only(args: &[String]) {
             fail("cannot become nobody");
         }
     }
-    let (pins, missing, backend) =
-        BoardPins::open_with_backend(&Profile::Pi4.default_lines(), chip.map(String::as_str));
+    let (pins, missing, backend) = BoardPins::open(&Profile::Pi4.default_lines(), chip.map(String::as_str));
     println!("RESULT backend {backend:?}");
     for m in &missing {
         println!("RESULT missing {}: {}", m.feature, m.reason);
@@ -79,11 +78,8 @@ impl Rig {
         while Instant::now() < end {
             let now = Instant::now();
             self.logic.handle_timeout(now);
-            if let Some(level) = self.pins.read_pir() {
-                self.logic.handle_input(now, InputSample::Pir(level));
-            }
-            if let Some(level) = self.pins.read_button() {
-                self.logic.handle_input(now, InputSample::Button(level));
+            for sample in self.pins.samples() {
+                self.logic.handle_input(now, sample);
             }
             self.apply();
             std::thread::sleep(Duration::from_millis(10));
@@ -116,7 +112,7 @@ fn drive() {
     // The inputs at rest before the lines are opened: no motion, button up.
     regs.set_level(PIR, false);
     regs.set_level(BUTTON, true);
-    let (pins, missing, backend) = BoardPins::open_with_backend(&Profile::Pi4.default_lines(), None);
+    let (pins, missing, backend) = BoardPins::open(&Profile::Pi4.default_lines(), None);
     println!("RESULT backend {backend:?}");
     if !missing.is_empty() {
         fail(&format!("not available: {missing:?}"));

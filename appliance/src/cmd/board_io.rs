@@ -14,7 +14,7 @@
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
-use board::gpio::{ApplianceState, BoardLogic, BoardOutput, BoardPins, InputSample, LogicConfig};
+use board::gpio::{ApplianceState, BoardLogic, BoardOutput, BoardPins, LogicConfig};
 use mado::config::BoardConfig;
 use mado::encode::EncodedFrame;
 use mado::pipeline::{MotionTrigger, StatsSnapshot};
@@ -50,7 +50,7 @@ impl BoardIo {
         let model = std::fs::read_to_string("/proc/device-tree/model").ok();
         let profile = config.profile(model.as_deref());
         let lines = config.lines(profile);
-        let (pins, missing, backend) = BoardPins::open_with_backend(&lines, config.gpio_chip.as_deref());
+        let (pins, missing, backend) = BoardPins::open(&lines, config.gpio_chip.as_deref());
         for m in &missing {
             tracing::warn!("board: {} not available ({})", m.feature, m.reason);
         }
@@ -169,11 +169,8 @@ impl Shell {
 
     fn turn(&mut self, now: Instant) {
         self.logic.handle_timeout(now);
-        if let Some(level) = self.pins.read_pir() {
-            self.logic.handle_input(now, InputSample::Pir(level));
-        }
-        if let Some(level) = self.pins.read_button() {
-            self.logic.handle_input(now, InputSample::Button(level));
+        for sample in self.pins.samples() {
+            self.logic.handle_input(now, sample);
         }
         self.apply();
     }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use rppal::gpio::{Gpio, InputPin, Level, OutputPin};
 
 use super::cdev::{find_chip, CdevLine};
+use super::logic::InputSample;
 use super::profile::{Line, Lines};
 
 /// A feature that is not available, and why.
@@ -70,16 +71,10 @@ enum Source {
 
 impl BoardPins {
     /// Opens the configured lines; returns the features that are not
-    /// available. `chip` is `[board] gpio_chip`: a device path or a label
-    /// of a GPIO chip, or `None` for `/dev/gpiomem` if there is one, else
-    /// the Pi's main chip found by its label.
-    pub fn open(lines: &Lines, chip: Option<&str>) -> (Self, Vec<Unavailable>) {
-        let (pins, missing, _) = Self::open_with_backend(lines, chip);
-        (pins, missing)
-    }
-
-    /// As [`open`](Self::open), and says which backend it used.
-    pub fn open_with_backend(lines: &Lines, chip: Option<&str>) -> (Self, Vec<Unavailable>, Backend) {
+    /// available and the backend used. `chip` is `[board] gpio_chip`: a
+    /// device path or a label of a GPIO chip, or `None` for `/dev/gpiomem` if
+    /// there is one, else the Pi's main chip found by its label.
+    pub fn open(lines: &Lines, chip: Option<&str>) -> (Self, Vec<Unavailable>, Backend) {
         let wanted = [
             ("status LED", lines.status_led),
             ("relay", lines.relay),
@@ -111,42 +106,22 @@ impl BoardPins {
         };
         // Outputs start inactive; inputs rest at their inactive level
         // through the pull.
-        let mut report = |feature: &'static str, line: Line, reason: String| {
-            missing.push(Unavailable {
-                feature,
-                reason: format!("GPIO {}: {reason}", line.pin),
-            });
+        let output = |line| {
+            source.output(line).map(|pin| Output {
+                pin,
+                active_low: line.active_low,
+            })
         };
-        let mut output = |feature, line: Option<Line>| {
-            let line = line?;
-            match source.output(line) {
-                Ok(pin) => Some(Output {
-                    pin,
-                    active_low: line.active_low,
-                }),
-                Err(reason) => {
-                    report(feature, line, reason);
-                    None
-                }
-            }
+        let input = |line| {
+            source.input(line).map(|pin| Input {
+                pin,
+                active_low: line.active_low,
+            })
         };
-        let status_led = output("status LED", lines.status_led);
-        let relay = output("relay", lines.relay);
-        let mut input = |feature, line: Option<Line>| {
-            let line = line?;
-            match source.input(line) {
-                Ok(pin) => Some(Input {
-                    pin,
-                    active_low: line.active_low,
-                }),
-                Err(reason) => {
-                    report(feature, line, reason);
-                    None
-                }
-            }
-        };
-        let pir = input("PIR sensor", lines.pir);
-        let button = input("button", lines.button);
+        let status_led = opened(&mut missing, "status LED", lines.status_led, output);
+        let relay = opened(&mut missing, "relay", lines.relay, output);
+        let pir = opened(&mut missing, "PIR sensor", lines.pir, input);
+        let button = opened(&mut missing, "button", lines.button, input);
         let pins = Self {
             status_led,
             relay,
@@ -174,14 +149,13 @@ impl BoardPins {
         }
     }
 
-    /// The PIR sensor's output (true: motion), if there is one.
-    pub fn read_pir(&self) -> Option<bool> {
-        self.pir.as_ref().map(Input::is_active)
-    }
-
-    /// The button (true: pressed), if there is one.
-    pub fn read_button(&self) -> Option<bool> {
-        self.button.as_ref().map(Input::is_active)
+    /// The input lines read now, as [`BoardLogic`](super::BoardLogic) takes
+    /// them: the PIR sensor (true: motion) and the button (true: pressed),
+    /// those that are open.
+    pub fn samples(&self) -> impl Iterator<Item = InputSample> + '_ {
+        let pir = self.pir.as_ref().map(|p| InputSample::Pir(p.is_active()));
+        let button = self.button.as_ref().map(|b| InputSample::Button(b.is_active()));
+        pir.into_iter().chain(button)
     }
 
     /// Whether any input is open (the shell need not sample otherwise).
@@ -252,6 +226,25 @@ impl Input {
     }
 }
 
+/// `line` opened by `open`, or `None` with the reason added to `missing`
+/// (also `None`, silently, when the feature has no line).
+fn opened<P>(
+    missing: &mut Vec<Unavailable>,
+    feature: &'static str,
+    line: Option<Line>,
+    open: impl FnOnce(Line) -> Result<P, String>,
+) -> Option<P> {
+    let line = line?;
+    open(line)
+        .map_err(|reason| {
+            missing.push(Unavailable {
+                feature,
+                reason: format!("GPIO {}: {reason}", line.pin),
+            })
+        })
+        .ok()
+}
+
 /// Whether rppal can work here: the Raspberry Pi kernel's register window
 /// (`/dev/gpiomem`, `/dev/gpiomem0` on a Pi 5).
 fn has_gpiomem() -> bool {
@@ -273,7 +266,7 @@ mod tests {
             eprintln!("skipped: this machine has GPIO");
             return;
         }
-        let (mut pins, missing, backend) = BoardPins::open_with_backend(&Profile::Pi4.default_lines(), None);
+        let (mut pins, missing, backend) = BoardPins::open(&Profile::Pi4.default_lines(), None);
         assert_eq!(backend, Backend::None);
         let features: Vec<_> = missing.iter().map(|m| m.feature).collect();
         assert_eq!(features, ["status LED", "relay", "PIR sensor", "button"]);
@@ -283,13 +276,13 @@ mod tests {
         );
         pins.set_led(true);
         pins.set_relay(true);
-        assert_eq!((pins.read_pir(), pins.read_button()), (None, None));
+        assert_eq!(pins.samples().count(), 0);
         assert!(!pins.has_inputs());
     }
 
     #[test]
     fn a_configured_chip_that_is_not_one_is_named_in_the_reason() {
-        let (pins, missing) = BoardPins::open(&Profile::Zero2W.default_lines(), Some("/dev/null"));
+        let (pins, missing, _) = BoardPins::open(&Profile::Zero2W.default_lines(), Some("/dev/null"));
         assert_eq!(missing.len(), 4);
         assert!(
             missing[3].reason.starts_with("GPIO 23: /dev/null: "),
@@ -301,7 +294,7 @@ mod tests {
 
     #[test]
     fn a_generic_board_asks_for_nothing_and_reports_nothing() {
-        let (pins, missing, backend) = BoardPins::open_with_backend(&Profile::Generic.default_lines(), None);
+        let (pins, missing, backend) = BoardPins::open(&Profile::Generic.default_lines(), None);
         assert!(missing.is_empty());
         assert_eq!(backend, Backend::None);
         assert!(!pins.has_inputs());
