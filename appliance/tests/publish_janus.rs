@@ -11,6 +11,8 @@
 #![allow(clippy::disallowed_methods)] // reason: these tests drive real processes in real time, like the shell
 
 mod common;
+#[path = "publish/netns.rs"]
+mod netns;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use netns::{ip, Proc};
 use serde_json::Value;
 
 const ROOM: u32 = 1234;
@@ -25,29 +28,11 @@ const TOKEN: &str = "tok-janus-321";
 const SFU_ADDR: &str = "198.51.100.1";
 const CAM_ADDR: &str = "198.51.100.2";
 
-/// A child process, killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Two namespaces and the veth pair between them, removed when dropped.
 struct Namespaces {
     sfu: String,
     cam: String,
     veth: String,
-}
-
-fn ip(args: &[&str]) {
-    let status = Command::new("ip").args(args).status().expect("running ip");
-    assert!(
-        status.success(),
-        "ip {args:?} failed (the test needs root and iproute2)"
-    );
 }
 
 impl Namespaces {

@@ -20,6 +20,10 @@
 #![allow(clippy::disallowed_methods)] // reason: these tests drive real processes in real time, like the shell
 
 mod common;
+#[path = "publish/netns.rs"]
+mod netns;
+#[path = "publish/support.rs"]
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -27,7 +31,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use netns::{ip, Proc};
 use serde_json::Value;
+use support::check_werift_frames;
 
 const CAM: &str = "198.51.100.2";
 const TURN_INNER: &str = "198.51.100.1";
@@ -38,24 +44,6 @@ const TURN_USER: &str = "cam";
 const TURN_PASSWORD: &str = "relay-pw-135";
 const WRONG_PASSWORD: &str = "not-the-pw-579";
 const FRAMES: u64 = 120;
-
-/// A child process, killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn ip(args: &[&str]) {
-    let status = Command::new("ip").args(args).status().expect("running ip");
-    assert!(
-        status.success(),
-        "ip {args:?} failed (the test needs root and iproute2)"
-    );
-}
 
 /// The three namespaces and two veth pairs, removed when dropped.
 struct Network {
@@ -319,22 +307,6 @@ fn start_werift(net: &Network, whip: &Path) -> (Proc, mpsc::Receiver<String>, St
     (proc, lines, port)
 }
 
-/// Every frame with its own metadata (as `publish_werift` checks).
-fn check_frames(result: &Value) {
-    let frames = result["frames"].as_u64().unwrap();
-    assert!(frames >= FRAMES, "{result}");
-    assert_eq!(
-        result["withMeta"].as_u64(),
-        Some(frames),
-        "every frame carries metadata: {result}"
-    );
-    assert_eq!(result["metaErrors"].as_array().map(Vec::len), Some(0), "{result}");
-    assert_eq!(
-        result["timestampMismatches"], 0,
-        "each frame its own metadata: {result}"
-    );
-}
-
 fn state(endpoint: &Value) -> &str {
     endpoint["state"].as_str().unwrap_or("")
 }
@@ -393,7 +365,7 @@ fn werift_gets_every_frame_through_coturn_when_the_relay_is_the_only_path() {
     assert_eq!(live["candidates"], "host, relay", "{live}");
     let result: Value = serde_json::from_str(&next(&werift_lines, "result ", Duration::from_secs(40))).unwrap();
     println!("werift: {result}");
-    check_frames(&result);
+    check_werift_frames(&result, FRAMES);
     let types = result["offerCandidates"].as_array().cloned().unwrap_or_default();
     assert!(
         types.contains(&Value::from("relay")),
@@ -479,7 +451,7 @@ fn behind_a_nat_the_offer_carries_the_address_a_stun_server_saw() {
     assert_eq!(live["candidates"], "host, srflx", "{live}");
     let result: Value = serde_json::from_str(&next(&werift_lines, "result ", Duration::from_secs(40))).unwrap();
     println!("werift: {result}");
-    check_frames(&result);
+    check_werift_frames(&result, FRAMES);
     let types = result["offerCandidates"].as_array().cloned().unwrap_or_default();
     assert!(types.contains(&Value::from("srflx")), "{result}");
     let log = std::fs::read_to_string(&mado.log).unwrap();

@@ -151,3 +151,20 @@ impl WhipPeer {
         answer.to_sdp_string()
     }
 }
+
+/// What the werift WHIP endpoint (`tests/whip/werift-whip.mjs`) reports:
+/// at least `frames` frames, each with its own metadata, read without error.
+pub fn check_werift_frames(result: &serde_json::Value, frames: u64) {
+    let got = result["frames"].as_u64().unwrap();
+    assert!(got >= frames, "{result}");
+    assert_eq!(
+        result["withMeta"].as_u64(),
+        Some(got),
+        "every frame carries metadata: {result}"
+    );
+    assert_eq!(result["metaErrors"].as_array().map(Vec::len), Some(0), "{result}");
+    assert_eq!(
+        result["timestampMismatches"], 0,
+        "each frame carries its own metadata: {result}"
+    );
+}
