@@ -82,6 +82,16 @@ pub enum PublishOutput {
     },
 }
 
+impl From<Datagram> for PublishOutput {
+    fn from(d: Datagram) -> Self {
+        Self::Transmit {
+            source: d.source,
+            destination: d.destination,
+            contents: d.contents,
+        }
+    }
+}
+
 enum Phase {
     /// The next offer goes out at `at` (and once any DELETE is answered).
     Waiting { at: Instant },
@@ -409,9 +419,14 @@ impl Publisher {
         }
     }
 
-    fn request(&mut self, method: Method, url: String, body: Option<String>) -> RequestId {
+    /// A new id for an HTTP request or a name lookup.
+    fn next_id(&mut self) -> RequestId {
         self.next_request += 1;
-        let id = RequestId(self.next_request);
+        RequestId(self.next_request)
+    }
+
+    fn request(&mut self, method: Method, url: String, body: Option<String>) -> RequestId {
+        let id = self.next_id();
         self.out.push_back(PublishOutput::Http(HttpRequest {
             id,
             method,
@@ -455,8 +470,7 @@ impl Publisher {
                     );
                 }
                 None => {
-                    self.next_request += 1;
-                    let id = RequestId(self.next_request);
+                    let id = self.next_id();
                     self.out.push_back(PublishOutput::Resolve {
                         id,
                         host: url.host,
@@ -480,13 +494,8 @@ impl Publisher {
         let Phase::Gathering { gatherer, resolving } = &mut self.phase else {
             return;
         };
-        while let Some(d) = gatherer.poll_datagram() {
-            self.out.push_back(PublishOutput::Transmit {
-                source: d.source,
-                destination: d.destination,
-                contents: d.contents,
-            });
-        }
+        self.out
+            .extend(std::iter::from_fn(|| gatherer.poll_datagram()).map(PublishOutput::from));
         if !gatherer.done(now) || !(resolving.is_empty() || gatherer.past_deadline(now)) {
             return;
         }
@@ -504,13 +513,8 @@ impl Publisher {
     /// Moves the TURN clients' datagrams to the output.
     fn flush_relays(&mut self) {
         for relay in &mut self.relays {
-            while let Some(d) = relay.poll_datagram() {
-                self.out.push_back(PublishOutput::Transmit {
-                    source: d.source,
-                    destination: d.destination,
-                    contents: d.contents,
-                });
-            }
+            self.out
+                .extend(std::iter::from_fn(|| relay.poll_datagram()).map(PublishOutput::from));
         }
     }
 
@@ -519,13 +523,8 @@ impl Publisher {
     fn release_relays(&mut self, now: Instant) {
         if let Phase::Gathering { .. } = &self.phase {
             if let Phase::Gathering { gatherer, .. } = std::mem::replace(&mut self.phase, Phase::Stopped) {
-                for d in gatherer.abandon(now) {
-                    self.out.push_back(PublishOutput::Transmit {
-                        source: d.source,
-                        destination: d.destination,
-                        contents: d.contents,
-                    });
-                }
+                self.out
+                    .extend(gatherer.abandon(now).into_iter().map(PublishOutput::from));
             }
         }
         for relay in &mut self.relays {
@@ -635,11 +634,7 @@ impl Publisher {
                 },
                 None => d,
             };
-            self.out.push_back(PublishOutput::Transmit {
-                source: d.source,
-                destination: d.destination,
-                contents: d.contents,
-            });
+            self.out.push_back(d.into());
         }
         for event in events {
             match event {
