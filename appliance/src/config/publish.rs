@@ -63,7 +63,8 @@ fn enabled_by_default() -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IceServerConfig {
-    /// `stun:host:port`, `turn:host:port?transport=udp` or `turns:...`.
+    /// `stun:host:port` or `turn:host:port[?transport=udp]`; `turns:` and TCP
+    /// are refused when gathering (reported in the status, publishing goes on).
     pub url: String,
     /// TURN user name.
     #[serde(default, skip_serializing_if = "Option::is_none")]

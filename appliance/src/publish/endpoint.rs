@@ -254,9 +254,7 @@ impl Publisher {
     /// Time has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         for relay in &mut self.relays {
-            if relay.poll_timeout().is_some_and(|t| t <= now) {
-                relay.handle_timeout(now);
-            }
+            relay.handle_timeout(now);
         }
         self.flush_relays();
         match &mut self.phase {

@@ -241,9 +241,7 @@ impl Gatherer {
             });
         }
         for relay in &mut self.relays {
-            if relay.poll_timeout().is_some_and(|t| t <= now) {
-                relay.handle_timeout(now);
-            }
+            relay.handle_timeout(now);
             self.out.extend(std::iter::from_fn(|| relay.poll_datagram()));
         }
     }

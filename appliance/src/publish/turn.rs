@@ -161,7 +161,8 @@ impl TurnClient {
         [resend, renew, self.refresh_at].into_iter().flatten().min()
     }
 
-    /// Resends what is unanswered; refreshes what is due.
+    /// Resends what is unanswered; refreshes what is due. Safe to call at
+    /// any time: what is not due yet waits.
     pub(super) fn handle_timeout(&mut self, now: Instant) {
         let mut given_up = Vec::new();
         for t in &mut self.transactions {
