@@ -92,13 +92,8 @@ await page.evaluate(() => {
   window.totals = { frames: 0, withMeta: 0, own: 0, withDetections: 0, errors: 0 };
   window.lat = { janus: [], lan: [], janusShown: [] };
   window.metaByRtp = new Map();
-  const now = () => performance.timeOrigin + performance.now();
   // Capture to the refresh that shows the picture.
   const shownAfter = (md, meta) => performance.timeOrigin + md.expectedDisplayTime - Number(meta.capture_us) / 1000;
-  const remember = (map, rtp, meta) => {
-    map.set(rtp, meta);
-    if (map.size > 300) map.delete(map.keys().next().value);
-  };
   window.overlay = { checked: 0, hits: 0, otherFrame: 0, unreadable: 0, noMeta: 0 };
   const canvas = document.createElement('canvas');
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
@@ -132,14 +127,16 @@ await page.evaluate(() => {
     if (target && window.boxOnRed(window.boxToPixels(target.box, w, h), red).hit) o.hits++;
   };
   video.requestVideoFrameCallback(onFrame);
+  const now = () => performance.timeOrigin + performance.now();
+  // Median and p95 of the last 300 samples (null without any).
+  window.summarize = (all) => {
+    const v = all.slice(-300).sort((a, b) => a - b);
+    if (!v.length) return null;
+    const at = (q) => Math.round(v[Math.min(v.length - 1, Math.floor(q * v.length))] * 10) / 10;
+    return { median: at(0.5), p95: at(0.95), n: v.length };
+  };
   window.latencies = () => {
-    const summary = (all) => {
-      const v = all.slice(-300).sort((a, b) => a - b);
-      if (!v.length) return null;
-      const at = (q) => Math.round(v[Math.min(v.length - 1, Math.floor(q * v.length))] * 10) / 10;
-      return { median: at(0.5), p95: at(0.95), n: v.length };
-    };
-    const l = window.lat;
+    const [l, summary] = [window.lat, window.summarize];
     return { janus: summary(l.janus), lan: summary(l.lan), janusShown: summary(l.janusShown) };
   };
   // A second, plain WHEP session straight to mado, timed the same way.
@@ -193,7 +190,8 @@ await page.evaluate(() => {
               const meta = window.findInTemporalUnit(new Uint8Array(frame.data));
               if (meta) {
                 window.lat.janus.push(now() - Number(meta.capture_us) / 1000);
-                remember(window.metaByRtp, frame.getMetadata().rtpTimestamp, meta);
+                window.metaByRtp.set(frame.getMetadata().rtpTimestamp, meta);
+                if (window.metaByRtp.size > 300) window.metaByRtp.delete(window.metaByRtp.keys().next().value);
                 t.withMeta++;
                 window.session.withMeta++;
                 if (meta.detections) t.withDetections++;
@@ -302,9 +300,8 @@ while (Date.now() - start < seconds * 1000) {
     extra.lan = snapshot.framesDecoded;
     extra.lanOverlay = { checked: snapshot.overlay.checked, hits: snapshot.overlay.hits };
     extra.publish = await madoState();
-    const v = snapshot.latencyMs.slice(-300).sort((x, y) => x - y);
-    const at = (q) => Math.round(v[Math.min(v.length - 1, Math.floor(q * v.length))] * 10) / 10;
-    if (v.length) extra.latency.lanDashboard = { median: at(0.5), p95: at(0.95), n: v.length };
+    const lanDashboard = await page.evaluate((samples) => window.summarize(samples), snapshot.latencyMs);
+    if (lanDashboard) extra.latency.lanDashboard = lanDashboard;
   }
   extra.overlay = await page.evaluate(() => window.overlay);
   const line = { t: (Date.now() - start) / 1000, joins, decoded: decodedBefore + decoded, ...totals, ...extra };
