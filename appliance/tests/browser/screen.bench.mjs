@@ -49,8 +49,9 @@ async function glassRows() {
   return rows;
 }
 
-async function cpuRun(query, viewers) {
-  const server = await startMado({ size: '640x480', fps: 30 });
+/** Runs `body(pages, browser)` with `viewers` dashboards decoding mado's `size` test pattern. */
+async function withDashboards({ query, viewers = 1, size = '640x480' }, body) {
+  const server = await startMado({ size, fps: 30 });
   const browser = await launchBrowser();
   try {
     const pages = [];
@@ -58,6 +59,15 @@ async function cpuRun(query, viewers) {
       pages.push(await openDashboard(browser.context, `${server.baseUrl}/${query}`, i === 0 ? browser.context.pages()[0] : null));
     }
     for (const p of pages) await waitForDecoding(p, { frames: 30 });
+    return await body(pages, browser);
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
+}
+
+async function cpuRun(query, viewers) {
+  return withDashboards({ query, viewers }, async (pages, browser) => {
     await sleep(2000);
     const pid = chromiumPid(browser.userDataDir);
     if (!pid) throw new Error('Chromium browser process not found');
@@ -68,18 +78,11 @@ async function cpuRun(query, viewers) {
     const after = await Promise.all(pages.map(snap));
     const shown = after.reduce((s, a, i) => s + a.shownFrames - before[i].shownFrames, 0) / viewers / CPU_WINDOW_S;
     return { cpu: (c1 - c0) / CPU_WINDOW_S, shownFps: shown, compose: after[0].compose };
-  } finally {
-    await browser.close();
-    await server.stop();
-  }
+  });
 }
 
 async function throttledRun(query, size, rate) {
-  const server = await startMado({ size, fps: 30 });
-  const browser = await launchBrowser();
-  try {
-    const page = await openDashboard(browser.context, `${server.baseUrl}/${query}`, browser.context.pages()[0]);
-    await waitForDecoding(page, { frames: 30 });
+  return withDashboards({ query, size }, async ([page], browser) => {
     const cdp = await browser.context.newCDPSession(page);
     await cdp.send('Emulation.setCPUThrottlingRate', { rate });
     await sleep(2000);
@@ -87,10 +90,7 @@ async function throttledRun(query, size, rate) {
     await sleep(CPU_WINDOW_S * 1000);
     const after = await snap(page);
     return { shownFps: (after.shownFrames - before.shownFrames) / CPU_WINDOW_S, compose: after.compose };
-  } finally {
-    await browser.close();
-    await server.stop();
-  }
+  });
 }
 
 async function throttledRows() {
