@@ -105,8 +105,10 @@ fn ffmpeg_frames(clip: &Path) -> usize {
         .count()
 }
 
-/// Frames dav1d decodes from `clip`: its blocks, each with its temporal
-/// delimiter put back, as an IVF stream (dav1d reads no WebM).
+/// Pictures dav1d decodes from `clip`: its blocks, each with its temporal
+/// delimiter put back, as an IVF stream (dav1d reads no WebM). One file per
+/// picture, since a clip may change size at a keyframe (the adaptation's
+/// half-size rung) and a single raw file could not be split into frames.
 fn dav1d_frames(clip: &Path) -> usize {
     let contents = mado::events::webm::read_clip(std::fs::File::open(clip).unwrap()).unwrap();
     let ivf = clip.with_extension("ivf");
@@ -119,10 +121,26 @@ fn dav1d_frames(clip: &Path) -> usize {
         writer.write_frame(frame.time_ms, &tu).unwrap();
     }
     writer.finish().unwrap();
-    let yuv = clip.with_extension("yuv");
-    run_ok(Command::new("dav1d").arg("-q").arg("-i").arg(&ivf).arg("-o").arg(&yuv));
-    let bytes = std::fs::metadata(&yuv).unwrap().len() as usize;
-    bytes / (w * h * 3 / 2)
+    let pictures = clip.with_extension("pictures");
+    std::fs::create_dir(&pictures).unwrap();
+    run_ok(
+        Command::new("dav1d")
+            .arg("-q")
+            .arg("-i")
+            .arg(&ivf)
+            .arg("-o")
+            .arg(pictures.join("%n.yuv")),
+    );
+    let sizes: Vec<usize> = std::fs::read_dir(&pictures)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len() as usize)
+        .collect();
+    // 4:2:0 at the clip's size or a smaller rung, never empty or larger.
+    assert!(
+        sizes.iter().all(|&b| b > 0 && b <= w * h * 3 / 2),
+        "picture sizes {sizes:?}"
+    );
+    sizes.len()
 }
 
 /// The frame number the test pattern spells along the top of a 320x240

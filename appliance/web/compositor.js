@@ -124,6 +124,68 @@ function drawMotion(ctx, meta, frameW, frameH, cb) {
   ctx.restore();
 }
 
+// The glass in glass-to-glass. Where the browser reports when a rendering
+// update reached the screen (Element Timing with presentation times, as in
+// Chromium), every composited frame with metadata adds a one-character
+// marker element in the task that draws it, so marker and canvas are painted
+// in the same update; the marker's entry then carries the moment that update
+// was presented. A slow compositor (software, a large picture) can show a
+// frame several refreshes after its animation frame; an estimate from the
+// animation frame cannot see that. Where there is no such report, the
+// estimate is used: the next animation frame plus one refresh.
+//
+// A marker stays in the page until its entry arrives (the browser drops the
+// entry of an element removed before its frame is presented), stacked on
+// the others in one small box in the viewport's corner (style.css); at most
+// MARKS_KEEP wait.
+const MARKS_KEEP = 64;
+const marks = new Map(); // marker identifier -> {meta, element}
+let markSeq = 0;
+let markerBox = null;
+const presentedByMarks = (() => {
+  if (caps.compose !== 'composited' || typeof PerformanceObserver !== 'function') return false;
+  if (!(PerformanceObserver.supportedEntryTypes || []).includes('element')) return false;
+  markerBox = document.createElement('div');
+  markerBox.className = 'glass-marker';
+  markerBox.setAttribute('aria-hidden', 'true');
+  document.body.append(markerBox);
+  new PerformanceObserver((list) => {
+    // Two frames drawn before one update share its presentation: only the
+    // later was seen, so only it counts (as a screen recording would).
+    const shownLast = new Map(); // presentation time -> the last mark drawn for it
+    for (const entry of list.getEntries()) {
+      const mark = marks.get(entry.identifier);
+      if (!mark) continue;
+      marks.delete(entry.identifier);
+      mark.element.remove();
+      const shown = entry.presentationTime || entry.renderTime;
+      if (shown > 0 && !(shownLast.get(shown)?.seq > mark.seq)) shownLast.set(shown, mark);
+    }
+    for (const [shown, mark] of shownLast) recordLatency(mark.meta, performance.timeOrigin + shown);
+  }).observe({ type: 'element' });
+  return true;
+})();
+
+/** How the dashboard's glass-to-glass finds the moment a frame is shown. */
+export function glassSource() {
+  if (caps.compose === 'composited') return presentedByMarks ? 'presented' : 'next refresh';
+  return caps.rvfc ? 'expected display time' : 'none';
+}
+
+function markPresented(meta) {
+  const id = `glass-${++markSeq}`;
+  const element = document.createElement('div');
+  element.setAttribute('elementtiming', id);
+  element.textContent = '.';
+  markerBox.append(element);
+  marks.set(id, { meta, element, seq: markSeq });
+  if (marks.size > MARKS_KEEP) {
+    const [oldest, mark] = marks.entries().next().value;
+    marks.delete(oldest);
+    mark.element.remove();
+  }
+}
+
 let lastRaf = 0;
 let refreshMs = 1000 / 60;
 
@@ -146,13 +208,14 @@ function composite(frame) {
   drawZones(ctx, cb);
   drawMotion(ctx, meta, fw, fh, cb);
   drawDetections(ctx, meta, fw, fh, cb);
-  if (meta) pending = meta;
+  if (meta && presentedByMarks) markPresented(meta);
+  else if (meta) pending = meta;
   if (CHECK_OVERLAY) runCheck(ctx, cb, dpr, meta, fw);
 }
 
-// A canvas drawn now is composited in the next rendering update, whose
-// animation frame time is the vsync it starts from, and reaches the screen
-// one refresh later: that instant is the glass in glass-to-glass.
+// Without presentation reports: a canvas drawn now is composited in the
+// next rendering update, whose animation frame time is the vsync it starts
+// from, and is taken to reach the screen one refresh later.
 function onAnimationFrame(now) {
   requestAnimationFrame(onAnimationFrame);
   if (lastRaf && now - lastRaf > 4 && now - lastRaf < 50) refreshMs += (now - lastRaf - refreshMs) / 30;

@@ -5,6 +5,7 @@
 
 import { S, caps, $, CHECK_OVERLAY, BACKOFF_MIN_MS } from './state.js';
 import { scheduleReconnect } from './whep.js';
+import { glassSource } from './compositor.js';
 
 const CLOCK_SAMPLES = 30;
 
@@ -180,6 +181,7 @@ export function stats() {
     latencyMs: S.latency.slice(),
     latencyCount: S.latencyCount,
     latencyMode: caps.loopback ? 'exact' : 'estimate',
+    glassSource: glassSource(),
     clockOffsetMs: S.clock.offsetMs,
     clockRttMs: S.clock.rttMs,
     status: S.status,

@@ -223,7 +223,7 @@ export async function screenRun({ size, seconds = 10, query = '', madoArgs = [],
       verdict,
       g2g,
       dashboard: { median: quantile(dash, 0.5), p95: quantile(dash, 0.95), samples: dash.length },
-      page: { compose: after.compose, decoded: after.framesDecoded - before.framesDecoded, dropped: after.framesDropped - before.framesDropped },
+      page: { compose: after.compose, glassSource: after.glassSource, decoded: after.framesDecoded - before.framesDecoded, dropped: after.framesDropped - before.framesDropped },
       file: keep ? file : null,
     };
   } finally {
@@ -253,12 +253,36 @@ export async function displayLag(seconds = 5, [w, h] = [640, 40]) {
     // The clock's 32 bits in the top 40 rows; below them the whole canvas
     // changes colour every frame, so the compositor and the recorder move as
     // many pixels as a video picture of that size.
-    await page.setContent(`<body style="margin:0;background:#000"><canvas id="c" width="${w}" height="${h}"></canvas><script>
+    // Each frame also adds a marker element, as the dashboard does, so
+    // Chromium reports when that frame was presented (window.presented:
+    // [painted clock, presented wall time] pairs): the lag splits into
+    // Chromium's part and what the X server and the recorder add after it.
+    await page.setContent(`<body style="margin:0;background:#000"><canvas id="c" width="${w}" height="${h}"></canvas>
+    <div id="m" style="position:fixed;right:0;bottom:0;width:8px;height:12px;overflow:hidden;font:8px/12px monospace;color:rgba(0,0,0,0.01)"></div><script>
       const ctx = document.getElementById('c').getContext('2d');
+      const box = document.getElementById('m');
+      const marks = new Map();
+      window.presented = [];
+      new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) {
+          const m = marks.get(e.identifier);
+          if (!m) continue;
+          marks.delete(e.identifier);
+          m.el.remove();
+          if (e.presentationTime > 0) window.presented.push([m.t, performance.timeOrigin + e.presentationTime]);
+        }
+      }).observe({ type: 'element' });
       let n = 0;
+      let k = 0;
       function paint() {
         requestAnimationFrame(paint);
         const t = Date.now() % 2 ** 32;
+        const el = document.createElement('div');
+        el.style.cssText = 'position:absolute;left:0;top:0';
+        el.setAttribute('elementtiming', 'm' + ++k);
+        el.textContent = '.';
+        box.append(el);
+        marks.set('m' + k, { t, el });
         n = (n + 1) % 64;
         ctx.fillStyle = 'rgb(' + n * 2 + ',' + (127 - n * 2) + ',64)';
         ctx.fillRect(0, 40, ${w}, ${Math.max(0, h - 40)});
@@ -273,19 +297,38 @@ export async function displayLag(seconds = 5, [w, h] = [640, 40]) {
     const file = join(dir, 'clock.mkv');
     const rect = { x: 0, y: 0, w, h };
     await record(xvfb.display, rect, seconds, file);
+    const presentedAt = new Map(await page.evaluate(() => window.presented));
     await browser.close();
     browser = null;
     const times = frameTimes(file);
     const raw = spawnSync('ffmpeg', ['-v', 'error', '-i', file, '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-'], { maxBuffer: 1 << 30 });
     const size = rect.w * rect.h * 3;
     const lags = [];
+    const afterPresented = [];
+    const seen = new Set();
     for (let k = 0; (k + 1) * size <= raw.stdout.length && k < times.length; k++) {
       const d = raw.stdout.subarray(k * size, (k + 1) * size);
       let shown = 0;
       for (let i = 0; i < 32; i++) if (d[(20 * rect.w + i * 20 + 10) * 3] > 128) shown += 2 ** i;
-      lags.push((Math.round(times[k]) % 2 ** 32) - shown);
+      const grabbed = Math.round(times[k]) % 2 ** 32;
+      lags.push(grabbed - shown);
+      // The first screen frame showing each painted frame, against when
+      // Chromium said that frame was presented.
+      const presented = presentedAt.get(shown);
+      if (presented !== undefined && !seen.has(shown)) {
+        seen.add(shown);
+        afterPresented.push(grabbed - (Math.round(presented) % 2 ** 32));
+      }
     }
-    return { frames: lags.length, median: quantile(lags, 0.5), p95: quantile(lags, 0.95) };
+    const toPresented = [...presentedAt].map(([t, at]) => (at % 2 ** 32) - t);
+    return {
+      frames: lags.length,
+      median: quantile(lags, 0.5),
+      p95: quantile(lags, 0.95),
+      // Page to presented, as Chromium reports it; presented to recorded.
+      presented: { median: quantile(toPresented, 0.5), p95: quantile(toPresented, 0.95) },
+      afterPresented: { frames: afterPresented.length, median: quantile(afterPresented, 0.5), p95: quantile(afterPresented, 0.95) },
+    };
   } finally {
     await browser?.close();
     await xvfb.stop();
