@@ -14,7 +14,7 @@
 // the dashboard says so.
 
 import { boxToPixels, NORM16_MAX } from './meta.js';
-import { S, caps, $, LATENCY_KEEP, CHECK_OVERLAY, classColor } from './state.js';
+import { S, caps, $, LATENCY_KEEP, CHECK_OVERLAY, classColor, wallTime } from './state.js';
 import { drawZones } from './zones.js';
 
 const video = $('video');
@@ -161,7 +161,7 @@ const presentedByMarks = (() => {
       const shown = entry.presentationTime || entry.renderTime;
       if (shown > 0 && !(shownLast.get(shown)?.seq > mark.seq)) shownLast.set(shown, mark);
     }
-    for (const [shown, mark] of shownLast) recordLatency(mark.meta, performance.timeOrigin + shown);
+    for (const [shown, mark] of shownLast) recordLatency(mark.meta, wallTime(shown));
   }).observe({ type: 'element' });
   return true;
 })();
@@ -221,7 +221,7 @@ function onAnimationFrame(now) {
   if (lastRaf && now - lastRaf > 4 && now - lastRaf < 50) refreshMs += (now - lastRaf - refreshMs) / 30;
   lastRaf = now;
   if (pending) {
-    recordLatency(pending, performance.timeOrigin + now + refreshMs);
+    recordLatency(pending, wallTime(now + refreshMs));
     pending = null;
   }
 }
@@ -281,7 +281,7 @@ function onVideoFrame(now, md) {
   const meta = md.rtpTimestamp !== undefined ? S.meta.get(md.rtpTimestamp) : undefined;
   if (meta) {
     S.c.shownFramesWithMeta++;
-    if (typeof md.expectedDisplayTime === 'number') recordLatency(meta, performance.timeOrigin + md.expectedDisplayTime);
+    if (typeof md.expectedDisplayTime === 'number') recordLatency(meta, wallTime(md.expectedDisplayTime));
   }
   drawOverlay(meta, md.width, md.height);
   if (CHECK_OVERLAY && checker) {

@@ -13,6 +13,20 @@ export const BACKOFF_MIN_MS = 500;
 
 export const $ = (id) => document.getElementById(id);
 
+/**
+ * The wall-clock time (ms since the epoch, Date.now()'s clock, which the
+ * device's capture_us is on) of `t`, a performance.now() time. Not
+ * `performance.timeOrigin + t`: the monotonic clock behind performance.now()
+ * and the wall clock can run apart, and timeOrigin was fixed when the page
+ * loaded. A wall clock being slewed (the test machine's, in its first hour
+ * after boot) gained 5 ms a second on the monotonic clock: 50 ms of false
+ * glass to glass on a page ten seconds old. Both clocks read now: the error
+ * is Date.now()'s millisecond.
+ */
+export function wallTime(t) {
+  return Date.now() - (performance.now() - t);
+}
+
 export function isLoopbackHost(hostname) {
   const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
   return (

@@ -3,7 +3,7 @@
 // restart), the one stats object built from them (`stats()`, which the panel
 // renders and the test hooks return), and the panel itself.
 
-import { S, caps, $, CHECK_OVERLAY, BACKOFF_MIN_MS } from './state.js';
+import { S, caps, $, CHECK_OVERLAY, BACKOFF_MIN_MS, wallTime } from './state.js';
 import { scheduleReconnect } from './whep.js';
 import { glassSource } from './compositor.js';
 
@@ -86,7 +86,7 @@ export async function pollStatus() {
     if (typeof body.server_time_us === 'number') {
       // Device clock minus browser clock, at the middle of the round trip;
       // the sample with the shortest round trip is the best estimate.
-      const mid = performance.timeOrigin + (t0 + t1) / 2;
+      const mid = wallTime((t0 + t1) / 2);
       S.clock.samples.push({ rttMs: t1 - t0, offsetMs: body.server_time_us / 1000 - mid });
       if (S.clock.samples.length > CLOCK_SAMPLES) S.clock.samples.shift();
       const best = S.clock.samples.reduce((a, b) => (b.rttMs < a.rttMs ? b : a));

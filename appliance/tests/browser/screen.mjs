@@ -5,7 +5,7 @@
 // frame number the test pattern spells, the red target and the box drawn on
 // it. Shared by screen.test.mjs and screen.bench.mjs.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -84,26 +84,63 @@ export async function pictureRect(page) {
 }
 
 /**
- * Records `rect` of the X display for `seconds` at 60 fps, lossless
- * (libx264rgb at qp 0, every frame stamped with the wall clock of its grab).
+ * How the screen is recorded: `x264` (libx264rgb at qp 0, lossless, small
+ * files, the encoder's CPU shared with Chromium and mado) or `raw` (the
+ * grabbed pixels as they are, in a NUT file: 6-15% of a core against
+ * x264's 19-28% here, but 4 bytes a pixel, about 120 MB a second for the
+ * 1280x720 picture's 936x524 on screen). MADO_SCREEN_RECORDER picks one; by
+ * default raw where /dev/shm has room for it, else x264.
  */
-export async function record(display, rect, seconds, file) {
+export function recorderFor(rect, seconds) {
+  const asked = process.env.MADO_SCREEN_RECORDER;
+  if (asked === 'raw' || asked === 'x264') return { codec: asked, dir: asked === 'raw' ? rawDir(rect, seconds) || tmpdir() : tmpdir() };
+  if (asked) throw new Error(`MADO_SCREEN_RECORDER=${asked}: choose raw or x264`);
+  const dir = rawDir(rect, seconds);
+  return dir ? { codec: 'raw', dir } : { codec: 'x264', dir: tmpdir() };
+}
+
+// /dev/shm when it has twice the raw recording's size free.
+function rawDir(rect, seconds) {
+  const bytes = rect.w * rect.h * 4 * RECORD_FPS * seconds;
+  try {
+    const fs = statfsSync('/dev/shm');
+    return fs.bavail * fs.bsize > 2 * bytes ? '/dev/shm' : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Records `rect` of the X display for `seconds` at 60 fps, lossless; `codec`
+ * from recorderFor. x11grab stamps each grab with the wall-clock time it was
+ * due (steps of 1/60 s from the first), so the stamps are the grab times
+ * only while the recorder keeps up: `endedAt` (the wall clock when ffmpeg
+ * exited) against the last stamp tells how far behind it ended.
+ */
+export async function record(display, rect, seconds, file, codec = 'x264') {
+  const encode = codec === 'raw' ? ['-c:v', 'rawvideo', '-f', 'nut'] : ['-c:v', 'libx264rgb', '-qp', '0', '-preset', 'ultrafast', '-bf', '0'];
   const args = [
     '-hide_banner', '-loglevel', 'error', '-y',
     '-f', 'x11grab', '-framerate', String(RECORD_FPS), '-draw_mouse', '0',
     '-video_size', `${rect.w}x${rect.h}`, '-t', String(seconds), '-i', `${display}+${rect.x},${rect.y}`,
     '-copyts',
-    '-c:v', 'libx264rgb', '-qp', '0', '-preset', 'ultrafast', '-bf', '0',
+    ...encode,
     file,
   ];
-  const proc = spawn('ffmpeg', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // bash's `times` reports the CPU the recorder used (user and system).
+  const proc = spawn('bash', ['-c', '"$@" </dev/null >/dev/null; rc=$?; times; exit $rc', 'record', 'ffmpeg', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
+  let out = '';
   proc.stderr.on('data', (c) => (err += c));
+  proc.stdout.on('data', (c) => (out += c));
   const code = await new Promise((r) => proc.once('exit', r));
   if (code !== 0) throw new Error(`ffmpeg x11grab failed (${code}): ${err.trim()}`);
+  const children = out.trim().split('\n').pop().split(/\s+/);
+  const secs = (t) => Number(t.match(/(\d+)m([\d.]+)s/)?.slice(1).reduce((m, s) => m * 60 + Number(s)));
+  return { cpuSeconds: secs(children[0]) + secs(children[1]), endedAt: Date.now() };
 }
 
-/** Wall-clock time in ms of each frame of `file`, in order. */
+/** Wall-clock time in ms each frame of `file` was due to be grabbed, in order. */
 function frameTimes(file) {
   const out = spawnSync('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pts_time', '-of', 'csv=p=0', file], {
     encoding: 'utf8',
@@ -179,7 +216,7 @@ export function glassToGlass(frames, captures) {
  * recorded and analysed. Returns {rect, frames, verdict, g2g, page stats}.
  */
 export async function screenRun({ size, seconds = 10, query = '', madoArgs = [], keep = false }) {
-  const dir = mkdtempSync(join(tmpdir(), 'mado-screen-'));
+  let dir = null;
   const xvfb = await startXvfb();
   let server;
   let browser;
@@ -192,8 +229,11 @@ export async function screenRun({ size, seconds = 10, query = '', madoArgs = [],
     const rect = await pictureRect(page);
     log(`recording ${seconds} s of the ${rect.path} at ${rect.w}x${rect.h}+${rect.x}+${rect.y} (${size})`);
     const before = await snap(page);
-    const file = join(dir, 'screen.mkv');
+    const recorder = recorderFor(rect, seconds);
+    dir = mkdtempSync(join(recorder.dir, 'mado-screen-'));
+    const file = join(dir, recorder.codec === 'raw' ? 'screen.nut' : 'screen.mkv');
     const captures = {};
+    let recording;
     const poll = setInterval(async () => {
       try {
         Object.assign(captures, await page.evaluate(() => (window.madoTest.captures ? window.madoTest.captures() : {})));
@@ -202,7 +242,7 @@ export async function screenRun({ size, seconds = 10, query = '', madoArgs = [],
       }
     }, 2000);
     try {
-      await record(xvfb.display, rect, seconds, file);
+      recording = await record(xvfb.display, rect, seconds, file, recorder.codec);
     } finally {
       clearInterval(poll);
     }
@@ -224,14 +264,21 @@ export async function screenRun({ size, seconds = 10, query = '', madoArgs = [],
       g2g,
       dashboard: { median: quantile(dash, 0.5), p95: quantile(dash, 0.95), samples: dash.length },
       page: { compose: after.compose, glassSource: after.glassSource, decoded: after.framesDecoded - before.framesDecoded, dropped: after.framesDropped - before.framesDropped },
+      recorder: { codec: recorder.codec, cpu: recording.cpuSeconds / seconds, behindMs: behind(recording.endedAt, frames) },
       file: keep ? file : null,
     };
   } finally {
     await browser?.close();
     await server?.stop();
     await xvfb.stop();
-    if (!keep) rmSync(dir, { recursive: true, force: true });
+    if (dir && !keep) rmSync(dir, { recursive: true, force: true });
   }
+}
+
+// How far behind the recorder ended: ffmpeg's exit against the last grab's stamp.
+function behind(endedAt, frames) {
+  const last = frames.findLast((f) => f.t !== undefined);
+  return last ? Math.round(endedAt - last.t) : null;
 }
 
 /**
@@ -244,7 +291,9 @@ export async function screenRun({ size, seconds = 10, query = '', madoArgs = [],
  * shows what that size costs the display path alone.
  */
 export async function displayLag(seconds = 5, [w, h] = [640, 40]) {
-  const dir = mkdtempSync(join(tmpdir(), 'mado-screen-'));
+  const rect = { x: 0, y: 0, w, h };
+  const recorder = recorderFor(rect, seconds);
+  const dir = mkdtempSync(join(recorder.dir, 'mado-screen-'));
   const xvfb = await startXvfb();
   let browser;
   try {
@@ -269,7 +318,7 @@ export async function displayLag(seconds = 5, [w, h] = [640, 40]) {
           if (!m) continue;
           marks.delete(e.identifier);
           m.el.remove();
-          if (e.presentationTime > 0) window.presented.push([m.t, performance.timeOrigin + e.presentationTime]);
+          if (e.presentationTime > 0) window.presented.push([m.t, Date.now() - (performance.now() - e.presentationTime)]);
         }
       }).observe({ type: 'element' });
       let n = 0;
@@ -294,9 +343,8 @@ export async function displayLag(seconds = 5, [w, h] = [640, 40]) {
       paint();
     </script></body>`);
     await sleep(1000);
-    const file = join(dir, 'clock.mkv');
-    const rect = { x: 0, y: 0, w, h };
-    await record(xvfb.display, rect, seconds, file);
+    const file = join(dir, recorder.codec === 'raw' ? 'clock.nut' : 'clock.mkv');
+    await record(xvfb.display, rect, seconds, file, recorder.codec);
     const presentedAt = new Map(await page.evaluate(() => window.presented));
     await browser.close();
     browser = null;

@@ -19,7 +19,7 @@ for (const size of ['640x480', '1280x720']) {
     const run = await screenRun({ size, seconds: SECONDS, query: QUERY });
     const v = run.verdict;
     log(`${size} ${run.rect.path}: ${JSON.stringify({ ...v, share: +v.share.toFixed(4) })}`);
-    log(`${size} page: ${JSON.stringify(run.page)}; glass to glass on screen median ${run.g2g.median?.toFixed(1)} ms, dashboard ${run.dashboard.median?.toFixed(1)} ms`);
+    log(`${size} page: ${JSON.stringify(run.page)}; recorder ${run.recorder.codec} at ${(run.recorder.cpu * 100).toFixed(0)}% of a core, ${run.recorder.behindMs} ms behind at the end; glass to glass on screen median ${run.g2g.median?.toFixed(1)} ms, dashboard ${run.dashboard.median?.toFixed(1)} ms`);
     // 60 fps for 10 s, less what a loaded machine's grabber misses.
     assert.ok(v.recorded >= SECONDS * 60 * 0.8, `only ${v.recorded} screen frames recorded in ${SECONDS} s`);
     assert.ok(v.both >= v.recorded * 0.5, `target and box both visible in only ${v.both} of ${v.recorded} screen frames (target in ${v.withTarget})`);

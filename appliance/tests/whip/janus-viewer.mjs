@@ -93,7 +93,10 @@ await page.evaluate(() => {
   window.lat = { janus: [], lan: [], janusShown: [] };
   window.metaByRtp = new Map();
   // Capture to the refresh that shows the picture.
-  const shownAfter = (md, meta) => performance.timeOrigin + md.expectedDisplayTime - Number(meta.capture_us) / 1000;
+  // Wall clock of a performance.now() time, both clocks read now (the
+  // dashboard's state.js wallTime: timeOrigin drifts from the wall clock).
+  const wallTime = (t) => Date.now() - (performance.now() - t);
+  const shownAfter = (md, meta) => wallTime(md.expectedDisplayTime) - Number(meta.capture_us) / 1000;
   window.overlay = { checked: 0, hits: 0, otherFrame: 0, unreadable: 0, noMeta: 0 };
   const canvas = document.createElement('canvas');
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
@@ -127,7 +130,7 @@ await page.evaluate(() => {
     if (target && window.boxOnRed(window.boxToPixels(target.box, w, h), red).hit) o.hits++;
   };
   video.requestVideoFrameCallback(onFrame);
-  const now = () => performance.timeOrigin + performance.now();
+  const now = () => Date.now();
   // Median and p95 of the last 300 samples (null without any).
   window.summarize = (all) => {
     const v = all.slice(-300).sort((a, b) => a - b);
