@@ -231,6 +231,11 @@ async function readFrames(track, stream) {
   let own;
   try {
     // A queue of two: a busy page drops a frame rather than falling behind.
+    // One and three were tried with Chromium held to a quarter of a core
+    // (cpu-quota.mjs), interleaved with two over three rounds: one showed
+    // fewer frames (1280x720: 11-13 fps against 15-16); three, about as
+    // many (640x480 27-30 against 26-29, 1280x720 12-17 against 15-16)
+    // with a deeper queue's frame of delay.
     own = new MediaStreamTrackProcessor({ track, maxBufferSize: 2 }).readable.getReader();
   } catch (e) {
     console.warn('MediaStreamTrackProcessor refused the track; showing it under the overlay instead', e);
