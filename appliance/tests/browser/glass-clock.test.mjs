@@ -11,7 +11,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { startMado, launchBrowser, openDashboard, waitForDecoding, snap, sleep, log, quantile } from './lib.mjs';
+import { startMado, launchBrowser, openDashboard, waitForDecoding, snap, sleep, log, quantile, latencySince } from './lib.mjs';
 
 const SKEW_MS = 1000;
 
@@ -29,8 +29,7 @@ async function skewedGlass(browser, url) {
     const before = await snap(page);
     await sleep(3000);
     const after = await snap(page);
-    const n = Math.min(after.latencyMs.length, after.latencyCount - before.latencyCount);
-    return { skewSeen, samples: n > 0 ? after.latencyMs.slice(-n) : [], compose: after.compose, glassSource: after.glassSource };
+    return { skewSeen, samples: latencySince(before, after), compose: after.compose, glassSource: after.glassSource };
   } finally {
     await page.close();
   }

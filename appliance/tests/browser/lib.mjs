@@ -383,6 +383,12 @@ export function snap(page) {
   return page.evaluate(() => window.madoTest.refresh());
 }
 
+/** The glass-to-glass samples the dashboard took between two snapshots (of the last 300 the page keeps). */
+export function latencySince(before, after) {
+  const n = Math.min(after.latencyMs.length, after.latencyCount - before.latencyCount);
+  return n > 0 ? after.latencyMs.slice(-n) : [];
+}
+
 /** Polls `fn` until it returns a truthy value; throws `message` on timeout. */
 export async function waitFor(fn, { timeoutMs = 30_000, intervalMs = 250, message = 'condition' } = {}) {
   const deadline = Date.now() + timeoutMs;
@@ -496,7 +502,7 @@ export function processTree(rootPid) {
   return out;
 }
 
-/** The pid of the Chromium browser process using `userDataDir`, or null. */
+/** The pid of the Chromium browser process using `userDataDir`; throws when there is none. */
 export function chromiumPid(userDataDir) {
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -507,7 +513,7 @@ export function chromiumPid(userDataDir) {
       // gone meanwhile
     }
   }
-  return null;
+  throw new Error(`no Chromium browser process with --user-data-dir=${userDataDir}`);
 }
 
 /** CPU seconds of a process tree (processes that already ended are not counted). */

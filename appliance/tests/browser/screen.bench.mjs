@@ -35,7 +35,7 @@
 import { screenRun, displayLag } from './screen.mjs';
 import { capTree, cpuCapUnavailable } from './cpu-quota.mjs';
 import {
-  startMado, launchBrowser, openDashboard, waitForDecoding, snap, sleep, log, quantile, chromiumPid, treeCpuSeconds,
+  startMado, launchBrowser, openDashboard, waitForDecoding, snap, sleep, log, quantile, chromiumPid, treeCpuSeconds, latencySince,
 } from './lib.mjs';
 
 const RECORD_S = 10;
@@ -80,7 +80,6 @@ async function cpuRun(query, viewers) {
   return withDashboards({ query, viewers }, async (pages, browser) => {
     await sleep(2000);
     const pid = chromiumPid(browser.userDataDir);
-    if (!pid) throw new Error('Chromium browser process not found');
     const before = await Promise.all(pages.map(snap));
     const c0 = treeCpuSeconds(pid);
     await sleep(CPU_WINDOW_S * 1000);
@@ -98,7 +97,6 @@ async function idleCpu() {
   try {
     await sleep(2000);
     const pid = chromiumPid(browser.userDataDir);
-    if (!pid) throw new Error('Chromium browser process not found');
     const c0 = treeCpuSeconds(pid);
     await sleep(CPU_WINDOW_S * 1000);
     return (treeCpuSeconds(pid) - c0) / CPU_WINDOW_S;
@@ -167,7 +165,6 @@ async function cpuRows() {
 async function cappedRun(query, size, share) {
   return withDashboards({ query, size }, async ([page], browser) => {
     const pid = chromiumPid(browser.userDataDir);
-    if (!pid) throw new Error('Chromium browser process not found');
     const cap = await capTree(pid, share);
     try {
       await sleep(3000);
@@ -176,8 +173,7 @@ async function cappedRun(query, size, share) {
       await sleep(CPU_WINDOW_S * 1000);
       const c1 = treeCpuSeconds(pid);
       const after = await snap(page);
-      const n = Math.min(after.latencyMs.length, after.latencyCount - before.latencyCount);
-      const g2g = n > 0 ? after.latencyMs.slice(-n) : [];
+      const g2g = latencySince(before, after);
       return {
         shownFps: (after.shownFrames - before.shownFrames) / CPU_WINDOW_S,
         decodedFps: (after.framesDecoded - before.framesDecoded) / CPU_WINDOW_S,

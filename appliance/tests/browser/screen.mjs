@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { judgePicture } from '../../web/check.js';
-import { startMado, launchBrowser, openDashboard, waitForDecoding, snap, sleep, log, quantile } from './lib.mjs';
+import { startMado, launchBrowser, openDashboard, waitForDecoding, snap, sleep, log, quantile, latencySince } from './lib.mjs';
 
 export const SCREEN = [1280, 800];
 export const RECORD_FPS = 60;
@@ -86,9 +86,9 @@ export async function pictureRect(page) {
 /**
  * How the screen is recorded: `x264` (libx264rgb at qp 0, lossless, small
  * files, the encoder's CPU shared with Chromium and mado) or `raw` (the
- * grabbed pixels as they are, in a NUT file: 6-15% of a core against
- * x264's 19-28% here, but 4 bytes a pixel, about 120 MB a second for the
- * 1280x720 picture's 936x524 on screen). MADO_SCREEN_RECORDER picks one; by
+ * grabbed pixels as they are, in a NUT file: mostly 6-19% of a core
+ * against x264's 19-28% here, but 4 bytes a pixel, about 120 MB a second
+ * for the 1280x720 picture's 936x524 on screen). MADO_SCREEN_RECORDER picks one; by
  * default raw where /dev/shm has room for it, else x264.
  */
 export function recorderFor(rect, seconds) {
@@ -255,7 +255,7 @@ export async function screenRun({ size, seconds = 10, query = '', madoArgs = [],
     const frames = await analyse(file, rect);
     const verdict = boxVerdict(frames);
     const g2g = glassToGlass(frames, captures);
-    const dash = after.latencyMs.slice(-Math.min(after.latencyMs.length, after.latencyCount - before.latencyCount));
+    const dash = latencySince(before, after);
     return {
       size,
       rect,
